@@ -1,0 +1,41 @@
+"""sacsock_actors: a Sacrificial-Socket websocket server on Ray.
+
+    from sacsock_actors import SocketServer
+
+    server = SocketServer()
+
+    @server.on("echo")
+    def echo(socket, data: bytes):
+        socket.emit("echo", data.decode())
+
+    server.serve(port=8080)
+"""
+
+from .errors import (
+    ConfigError,
+    EncodeError,
+    InvalidEventName,
+    InvalidRoomName,
+    NotServingError,
+    SacSockError,
+)
+from .options import ServerOptions, allow_origins, same_origin
+from .server import SocketServer
+from .socket import Socket
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "EncodeError",
+    "InvalidEventName",
+    "InvalidRoomName",
+    "NotServingError",
+    "SacSockError",
+    "ServerOptions",
+    "Socket",
+    "SocketServer",
+    "allow_origins",
+    "same_origin",
+    "__version__",
+]

@@ -1,0 +1,77 @@
+"""Per-destination batching of calls between actors (ARCHITECTURE.md principle 4). Pure asyncio.
+
+An :class:`Outbox` keeps at most one call in flight to its destination. Items put while a
+call is in flight (or in the same event-loop tick as the first) go together in the next
+call, so a quiet system pays one call per item and a busy one many items per call. One
+call in flight at a time also keeps items in the order they were put.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[list[Any]], Awaitable[Any]]
+
+
+class Outbox:
+    """Batches items for one destination; ``send(batch)`` is awaited for each batch.
+
+    ``on_result(result)`` sees what each call returned; ``on_error(batch, exc)`` sees a
+    batch whose call failed (the items are not retried: the caller logs and counts them).
+    """
+
+    def __init__(
+        self,
+        send: Send,
+        *,
+        on_result: Callable[[Any], None] | None = None,
+        on_error: Callable[[list[Any], BaseException], None] | None = None,
+        max_batch: int = 10_000,
+    ) -> None:
+        self._send = send
+        self._on_result = on_result
+        self._on_error = on_error
+        self._max_batch = max_batch
+        self._items: list[Any] = []
+        self._task: asyncio.Task | None = None
+        self.calls = 0
+        self.items_sent = 0
+
+    def put(self, item: Any) -> None:
+        """Queue one item; must be called on the event loop."""
+        self._items.append(item)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    def pending(self) -> int:
+        return len(self._items)
+
+    async def flush(self) -> None:
+        """Wait until everything put so far has been sent (or has failed)."""
+        while self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _drain(self) -> None:
+        try:
+            while self._items:
+                batch = self._items[: self._max_batch]
+                del self._items[: self._max_batch]
+                self.calls += 1
+                self.items_sent += len(batch)
+                try:
+                    result = await self._send(batch)
+                except Exception as exc:  # noqa: BLE001 - a dead peer must not kill the sender
+                    if self._on_error is not None:
+                        self._on_error(batch, exc)
+                    else:
+                        log.warning("batch of %d lost: %r", len(batch), exc)
+                else:
+                    if self._on_result is not None:
+                        self._on_result(result)
+        finally:
+            self._task = None

@@ -1,0 +1,128 @@
+"""The ``sacsock`` command: ``sacsock serve MODULE:ATTR`` and ``sacsock demo``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .server import SocketServer
+
+log = logging.getLogger("sacsock")
+
+
+def load_app(target: str) -> tuple[SocketServer, Any]:
+    """Import ``MODULE:ATTR`` from the current directory (as uvicorn does)."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"expected MODULE:ATTR (like app:server), got {target!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    module = importlib.import_module(module_name)
+    server = getattr(module, attr, None)
+    if not isinstance(server, SocketServer):
+        raise ConfigError(f"{target} is {type(server).__name__}, not a SocketServer")
+    return server, module
+
+
+def ship_by_value(module: Any) -> None:
+    """Pickle the app's code by value so gateway actors on any node can run its handlers.
+
+    Installed packages are left alone (every node imports them); the app's own top-level
+    package or module is registered with cloudpickle.
+    """
+    from ray import cloudpickle
+
+    top = sys.modules[module.__name__.partition(".")[0]]
+    location = os.path.realpath(getattr(top, "__file__", "") or "")
+    installed = {os.path.realpath(sysconfig.get_paths()[k]) for k in ("purelib", "platlib")}
+    if location and not any(location.startswith(p + os.sep) for p in installed):
+        cloudpickle.register_pickle_by_value(top)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sacsock", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, port: int) -> None:
+        p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        p.add_argument("--port", type=int, default=port)
+        p.add_argument("--path", default="/socket", help="websocket path (default /socket)")
+        p.add_argument("--gateways", type=int, default=1, help="gateway actors sharing the port")
+        p.add_argument("--gateways-per-node", type=int, default=None,
+                       help="put this many gateways on every node of the cluster instead")
+        p.add_argument("--address", default=None,
+                       help="Ray cluster to attach to ('auto' or ray://...); default: start a local Ray")
+        p.add_argument("--room-shards", type=int, default=None)
+        p.add_argument("--max-message-size", type=int, default=None, help="bytes (default 1 MiB)")
+        p.add_argument("--allowed-origin", action="append", default=None,
+                       help="origin allowed besides same-origin; repeat, or '*' for any")
+        p.add_argument("-v", "--verbose", action="store_true")
+
+    serve = sub.add_parser("serve", help="serve MODULE:ATTR (a SocketServer)")
+    serve.add_argument("app", help="MODULE:ATTR, imported from the current directory")
+    serve.add_argument("--static", default=None, help="directory of static files served at /")
+    common(serve, 8080)
+    demo = sub.add_parser("demo", help="run the chat example on a local Ray")
+    common(demo, 8080)
+    return parser
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if args.room_shards is not None:
+        opts["room_shards"] = args.room_shards
+    if args.max_message_size is not None:
+        opts["max_message_size"] = args.max_message_size
+    if args.allowed_origin:
+        opts["allowed_origins"] = tuple(args.allowed_origin)
+    return opts
+
+
+def demo_dir() -> Path:
+    """examples/chat of the source checkout this package runs from."""
+    here = Path(__file__).resolve().parent.parent / "examples" / "chat"
+    if not (here / "app.py").is_file():
+        raise ConfigError(f"the chat example is not at {here}; run `sacsock demo` from a source checkout")
+    return here
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    began = time.monotonic()
+    try:
+        if args.command == "demo":
+            chat = demo_dir()
+            os.chdir(chat)
+            server, module = load_app("app:server")
+            static = str(chat / "static")
+        else:
+            server, module = load_app(args.app)
+            static = args.static
+        ship_by_value(module)
+        server.serve(
+            host=args.host, port=args.port, path=args.path, gateways=args.gateways,
+            static_dir=static, address=args.address, gateways_per_node=args.gateways_per_node,
+            on_ready=lambda: log.info("ready in %.1f s", time.monotonic() - began),
+            **_options(args),
+        )
+    except ConfigError as exc:
+        print(f"sacsock: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The Ray side of serving: start (or attach to) Ray, create shards and gateways, supervise
+them, carry casts from the driver, and stop everything that was started.
+
+This is the only module besides the actor shells that talks to Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from .app import AppSpec
+from .errors import ConfigError
+from .gateways.actor import GatewayActor, GatewayConfig
+from .rooms.actor import RoomShardActor
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "sacsock"
+ACTOR_OPTIONS: dict[str, Any] = {
+    "num_cpus": 0,
+    "max_restarts": -1,
+    "max_task_retries": 0,
+    "max_concurrency": 10_000,
+}
+_Gateway = ray.remote(GatewayActor)
+_Shard = ray.remote(RoomShardActor)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one gateway runs: a Ray node id (None: anywhere) and the port it listens on."""
+
+    node_id: str | None
+    port: int
+
+
+def alive_nodes() -> list[str]:
+    """Node ids of the alive nodes of the connected Ray cluster."""
+    return [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+
+
+class ClusterRuntime:
+    """Everything started for one ``SocketServer.start()``; ``stop()`` undoes it."""
+
+    def __init__(
+        self,
+        spec: AppSpec,
+        *,
+        host: str,
+        path: str,
+        port: int,
+        gateways: int = 1,
+        gateways_per_node: int | None = None,
+        placements: list[Placement] | None = None,
+        address: str | None = None,
+        runtime_env: dict | None = None,
+    ) -> None:
+        self.spec = spec
+        self.host = host
+        self.path = path
+        self.token = secrets.token_hex(4)
+        self.started_ray = False
+        self._init_ray(address, runtime_env)
+        if placements is None:
+            if gateways_per_node is not None:
+                if gateways_per_node < 1:
+                    raise ConfigError("gateways_per_node must be >= 1")
+                placements = [
+                    Placement(node, port) for node in alive_nodes() for _ in range(gateways_per_node)
+                ]
+            else:
+                placements = [Placement(None, port) for _ in range(gateways)]
+        if not placements:
+            raise ConfigError("at least one gateway is needed")
+        self.placements = placements
+        self.shards = [
+            _Shard.options(name=f"{self.token}:shard:{i}", namespace=NAMESPACE, **ACTOR_OPTIONS).remote(i)
+            for i in range(spec.options.room_shards)
+        ]
+        self.gateway_ids = [f"gw-{i}" for i in range(len(placements))]
+        self.gateways = {
+            gid: self._make_gateway(gid, p) for gid, p in zip(self.gateway_ids, placements, strict=True)
+        }
+        self.bridges: list[Any] = []
+        self._pids: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._caster = _DriverCaster(self.gateways[self.gateway_ids[0]])
+        self._supervisor: threading.Thread | None = None
+
+    def _init_ray(self, address: str | None, runtime_env: dict | None) -> None:
+        if ray.is_initialized():
+            return
+        kwargs: dict[str, Any] = {"namespace": NAMESPACE, "logging_level": logging.WARNING}
+        if runtime_env:
+            kwargs["runtime_env"] = runtime_env
+        if address is None:
+            kwargs.update(include_dashboard=False)
+        else:
+            kwargs["address"] = address
+        ray.init(**kwargs)
+        self.started_ray = True
+
+    def _make_gateway(self, gid: str, placement: Placement) -> Any:
+        config = GatewayConfig(
+            gateway_id=gid,
+            host=self.host,
+            port=placement.port,
+            path=self.path,
+            shard_names=tuple(f"{self.token}:shard:{i}" for i in range(len(self.shards))),
+            namespace=NAMESPACE,
+        )
+        opts = dict(ACTOR_OPTIONS, name=f"{self.token}:gw:{gid}", namespace=NAMESPACE)
+        if placement.node_id is not None:
+            opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(placement.node_id, soft=False)
+        return _Gateway.options(**opts).remote(self.spec, config)
+
+    def start(self, timeout: float = 120.0) -> list[dict[str, Any]]:
+        """Start every gateway and wire them together; returns each gateway's info."""
+        infos = ray.get([g.start.remote() for g in self.gateways.values()], timeout=timeout)
+        ray.get([g.set_gateways.remote(self.gateways) for g in self.gateways.values()], timeout=timeout)
+        self._pids = {i["gateway_id"]: i["pid"] for i in infos}
+        self._supervisor = threading.Thread(target=self._supervise, name="sacsock-supervisor", daemon=True)
+        self._supervisor.start()
+        return infos
+
+    def _supervise(self) -> None:
+        """Restart a gateway's listener after Ray restarted its process."""
+        while not self._stop.wait(1.0):
+            for gid, gw in self.gateways.items():
+                if self._stop.is_set():
+                    return
+                try:
+                    info = ray.get(gw.start.remote(), timeout=30)
+                    if info["pid"] != self._pids.get(gid):
+                        log.warning("gateway %s restarted (pid %s); rewiring it", gid, info["pid"])
+                        ray.get(gw.set_gateways.remote(self.gateways), timeout=30)
+                        if self.bridges:
+                            ray.get(gw.set_bridges.remote(self.bridges), timeout=30)
+                        self._pids[gid] = info["pid"]
+                except Exception as exc:  # noqa: BLE001 - restarting actor; next round
+                    log.debug("gateway %s not ready: %r", gid, exc)
+
+    def cast(self, op: tuple) -> None:
+        """A cast from the driver, routed by the first gateway as if it started there."""
+        self._caster.put(op)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until driver casts and every gateway's queued ops have been handed on."""
+        self._caster.flush(timeout)
+        ray.get([g.flush.remote() for g in self.gateways.values()], timeout=timeout)
+
+    def socket_ids(self) -> list[str]:
+        ids = ray.get([g.socket_ids.remote() for g in self.gateways.values()])
+        return [i for part in ids for i in part]
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        stats = ray.get([g.stats.remote() for g in self.gateways.values()])
+        return dict(zip(self.gateways, stats, strict=True))
+
+    def stop(self, bridge_shutdown: Any = None) -> None:
+        """Close every socket (1001), then the bridges, then the actors (and Ray if ours)."""
+        self._stop.set()
+        self._caster.close()
+        try:
+            ray.get([g.close_all.remote(1001) for g in self.gateways.values()], timeout=30)
+        except Exception as exc:  # noqa: BLE001 - keep shutting down
+            log.warning("closing sockets: %r", exc)
+        if bridge_shutdown is not None:
+            bridge_shutdown()
+        for actor in [*self.gateways.values(), *self.shards, *self.bridges]:
+            ray.kill(actor, no_restart=True)
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=35)
+        if self.started_ray:
+            ray.shutdown()
+
+
+class _DriverCaster:
+    """Sends driver casts to one gateway in batches, in order, off the caller's thread."""
+
+    def __init__(self, gateway: Any) -> None:
+        self._gateway = gateway
+        self._queue: queue.Queue[tuple | None] = queue.Queue()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="sacsock-driver-casts", daemon=True)
+        self._thread.start()
+
+    def put(self, op: tuple) -> None:
+        with self._lock:
+            self._pending += 1
+        self._queue.put(op)
+
+    def _run(self) -> None:
+        while True:
+            op = self._queue.get()
+            if op is None:
+                return
+            batch = [op]
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._send(batch)
+                    return
+                batch.append(more)
+            self._send(batch)
+
+    def _send(self, batch: list[tuple]) -> None:
+        try:
+            ray.get(self._gateway.receive.remote(batch), timeout=60)
+        except Exception as exc:  # noqa: BLE001 - counted by the log, never raised in a thread
+            log.warning("%d driver casts lost: %r", len(batch), exc)
+        with self._lock:
+            self._pending -= len(batch)
+
+    def flush(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self._pending > 0:
+            time.sleep(0.01)
+            if time.monotonic() > deadline:
+                raise TimeoutError("driver casts not sent in time")
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)

@@ -1,0 +1,250 @@
+"""GatewayActor: a thin Ray shell around an aiohttp Endpoint and its Hub.
+
+It links the hub to the room shards, the other gateways and the bridges with one
+batching Outbox per destination, and resyncs a shard that restarted (each shard answers
+with its incarnation ``epoch``; a new epoch means it lost its table, so the gateway sends
+it the rooms it holds again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket as _stdsocket
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from aiohttp import web
+
+from ..app import AppSpec
+from ..batching import Outbox
+from .endpoint import Endpoint
+from .hub import Hub
+
+log = logging.getLogger(__name__)
+
+SHARD_PING_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    gateway_id: str
+    host: str
+    port: int
+    path: str
+    shard_names: tuple[str, ...]
+    namespace: str
+    bridge_names: tuple[str, ...] = field(default=())
+
+
+class _RayLinks:
+    """Hub.Links over Ray actor handles, batched per destination."""
+
+    def __init__(self, gateway: GatewayActor, config: GatewayConfig) -> None:
+        self.gateway_id = config.gateway_id
+        self.shard_count = len(config.shard_names)
+        self._gw = gateway
+        self._shards = [ray.get_actor(n, namespace=config.namespace) for n in config.shard_names]
+        self._shard_out = [self._shard_outbox(i) for i in range(self.shard_count)]
+        self._gateways: dict[str, Any] = {}
+        self._gateway_out: dict[str, Outbox] = {}
+        self._others: list[str] = []
+        self._bridge_out: list[Outbox] = []
+
+    def _shard_outbox(self, index: int) -> Outbox:
+        shard = self._shards[index]
+
+        async def send(batch: list) -> Any:
+            return await shard.apply.remote(self.gateway_id, batch)
+
+        return Outbox(
+            send,
+            on_result=lambda epoch: self._gw.shard_epoch(index, epoch),
+            on_error=lambda batch, exc: self._gw.lost(f"shard {index}", batch, exc),
+        )
+
+    def set_gateways(self, handles: dict[str, Any]) -> None:
+        self._gateways = dict(handles)
+        self._others = [g for g in handles if g != self.gateway_id]
+        for gid, handle in handles.items():
+            if gid not in self._gateway_out:
+                self._gateway_out[gid] = Outbox(
+                    _caller(handle.receive),
+                    on_error=lambda batch, exc, gid=gid: self._gw.lost(f"gateway {gid}", batch, exc),
+                )
+
+    def set_bridges(self, handles: list[Any]) -> None:
+        self._bridge_out = [
+            Outbox(
+                _caller(h.publish),
+                on_error=lambda batch, exc: self._gw.lost("bridge", batch, exc),
+            )
+            for h in handles
+        ]
+
+    def to_shard(self, index: int, op: tuple) -> None:
+        self._shard_out[index].put(op)
+
+    def to_gateway(self, gateway_id: str, op: tuple) -> None:
+        out = self._gateway_out.get(gateway_id)
+        if out is not None:
+            out.put(op)
+
+    def other_gateways(self) -> list[str]:
+        return self._others
+
+    def to_bridges(self, op: tuple) -> None:
+        for out in self._bridge_out:
+            out.put(op)
+
+    def shard(self, index: int) -> Any:
+        return self._shards[index]
+
+    async def flush(self) -> None:
+        for out in [*self._shard_out, *self._gateway_out.values(), *self._bridge_out]:
+            await out.flush()
+
+
+def _caller(method: Any) -> Any:
+    async def send(batch: list) -> Any:
+        return await method.remote(batch)
+
+    return send
+
+
+class GatewayActor:
+    """One websocket server process. Created by the cluster runtime, never by users."""
+
+    def __init__(self, spec: AppSpec, config: GatewayConfig) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        self.spec = spec
+        self.config = config
+        self.links: _RayLinks | None = None
+        self.hub: Hub | None = None
+        self.endpoint: Endpoint | None = None
+        self.runner: web.AppRunner | None = None
+        self._epochs: dict[int, str] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> dict[str, Any]:
+        """Bind the port (shared with other gateways of this node) and join the cluster."""
+        if self.runner is not None:
+            return self.info()
+        cfg = self.config
+        self.links = _RayLinks(self, cfg)
+        opts = self.spec.options
+        self.hub = Hub(
+            self.links,
+            max_outgoing_buffer=opts.max_outgoing_buffer,
+            slow_consumer_grace=opts.slow_consumer_grace,
+            on_slow_consumer=lambda s: self.endpoint.abort_session(s),  # type: ignore[union-attr]
+        )
+        self.endpoint = Endpoint(self.spec, self.hub, cfg.path)
+        me = ray.get_runtime_context().current_actor
+        for i in range(self.links.shard_count):
+            self.shard_epoch(i, await self.links.shard(i).hello.remote(cfg.gateway_id, me, []))
+        self.runner = web.AppRunner(self.endpoint.make_app(), handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, cfg.host, cfg.port, reuse_port=True)
+        await site.start()
+        self._tasks.append(asyncio.get_running_loop().create_task(self._housekeeping()))
+        log.info("gateway %s serving ws://%s:%d%s", cfg.gateway_id, cfg.host, cfg.port, cfg.path)
+        return self.info()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "gateway_id": self.config.gateway_id,
+            "port": self.config.port,
+            "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "host": _stdsocket.gethostname(),
+            "started": self.runner is not None,
+        }
+
+    async def set_gateways(self, handles: dict[str, Any]) -> None:
+        assert self.links is not None, "start() first"
+        self.links.set_gateways(handles)
+
+    async def set_bridges(self, handles: list[Any]) -> None:
+        assert self.links is not None, "start() first"
+        self.links.set_bridges(handles)
+
+    async def receive(self, ops: list[tuple]) -> None:
+        """Ops from shards, gateways, bridges and the driver (see hub.py)."""
+        if self.hub is None:
+            raise RuntimeError(f"gateway {self.config.gateway_id} is not started")
+        self.hub.receive(ops)
+
+    async def stats(self) -> dict[str, int]:
+        if self.hub is None:
+            return {}
+        out = dict(self.hub.stats)
+        out["sockets"] = len(self.hub.sessions)
+        out["rooms"] = len(self.hub.rooms)
+        return out
+
+    async def socket_ids(self) -> list[str]:
+        return [] if self.hub is None else list(self.hub.sessions)
+
+    async def close_all(self, code: int = 1001) -> int:
+        """Shutdown step one: close every socket with ``code`` and stop listening."""
+        if self.endpoint is None or self.runner is None:
+            return 0
+        closed = await self.endpoint.close_all(code)
+        for task in self._tasks:
+            task.cancel()
+        await self.runner.cleanup()
+        self.runner = None
+        return closed
+
+    async def flush(self) -> None:
+        """Wait until every op queued so far has been handed to its destination."""
+        if self.links is not None:
+            await self.links.flush()
+
+    # ---- shard incarnations --------------------------------------------------------------
+
+    def shard_epoch(self, index: int, epoch: str) -> None:
+        previous = self._epochs.get(index)
+        self._epochs[index] = epoch
+        if previous is not None and previous != epoch:
+            log.warning("shard %d restarted; resending this gateway's rooms", index)
+            asyncio.get_running_loop().create_task(self._resync(index))
+
+    async def _resync(self, index: int) -> None:
+        assert self.links is not None and self.hub is not None
+        me = ray.get_runtime_context().current_actor
+        rooms = self.hub.rooms_for_shard(index)
+        try:
+            epoch = await self.links.shard(index).hello.remote(self.config.gateway_id, me, rooms)
+        except Exception as exc:  # noqa: BLE001 - retried at the next ping
+            log.warning("resync of shard %d failed: %r", index, exc)
+            self._epochs.pop(index, None)
+            return
+        self._epochs[index] = epoch
+        self.hub.stats["shard_resyncs"] += 1
+
+    async def _housekeeping(self) -> None:
+        """Ping shards (to notice restarts while idle) and re-check slow consumers."""
+        assert self.links is not None and self.hub is not None
+        while True:
+            await asyncio.sleep(SHARD_PING_SECONDS)
+            self.hub.sweep_slow()
+            for i in range(self.links.shard_count):
+                try:
+                    epoch = await self.links.shard(i).ping.remote()
+                except Exception:  # noqa: BLE001 - restarting; try again next round
+                    continue
+                if i not in self._epochs:
+                    await self._resync(i)
+                else:
+                    self.shard_epoch(i, epoch)
+
+    def lost(self, where: str, batch: list, exc: BaseException) -> None:
+        """A batch that could not be delivered: counted and logged, never silent."""
+        assert self.hub is not None
+        casts = sum(1 for op in batch if op[0] in ("cast", "room", "all"))
+        self.hub.stats["casts_lost"] += casts
+        log.warning("%d ops (%d casts) to %s lost: %r", len(batch), casts, where, exc)

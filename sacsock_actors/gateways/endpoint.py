@@ -1,0 +1,180 @@
+"""The aiohttp side of a gateway: upgrade (origin check), read loop, handler dispatch, close.
+
+``Endpoint`` owns the sockets' lifecycles (PROTOCOL.md section 4):
+created -> joined to its id room -> on_connect -> message loop; on close: leaves every
+room -> on_disconnect -> removed. Close is idempotent. It knows nothing of Ray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..app import AppSpec, Handler, is_async
+from ..protocol import new_socket_id, parse_inbound
+from ..socket import Socket
+from .hub import Hub
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+CLIENT_JS_PATH = "/sacsock.js"
+
+
+def client_js() -> bytes:
+    """The browser client served at /sacsock.js (a copy of clientjs' UMD build)."""
+    return resources.files("sacsock_actors").joinpath("static/sacsock.js").read_bytes()
+
+
+class Endpoint:
+    """Serves the websocket path, /sacsock.js and the app's static files."""
+
+    def __init__(self, spec: AppSpec, hub: Hub, path: str) -> None:
+        self.spec = spec
+        self.hub = hub
+        self.path = path
+        self.options = spec.options
+        self.pool = ThreadPoolExecutor(spec.options.handler_threads, "sacsock-handler")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._closing: set[asyncio.Task] = set()
+
+    def make_app(self) -> web.Application:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        app = web.Application()
+        app.router.add_get(self.path, self.websocket)
+        app.router.add_get(CLIENT_JS_PATH, self._client_js)
+        if self.spec.static_files:
+            app.router.add_get("/{tail:.*}", self._static)
+        return app
+
+    # ---- HTTP -----------------------------------------------------------------------------
+
+    async def _client_js(self, request: web.Request) -> web.Response:
+        try:
+            body = client_js()
+        except FileNotFoundError:
+            raise web.HTTPNotFound(text="sacsock.js is not in this build") from None
+        return web.Response(body=body, content_type="application/javascript")
+
+    async def _static(self, request: web.Request) -> web.Response:
+        name = request.match_info["tail"].strip("/") or "index.html"
+        body = self.spec.static_files.get(name)
+        if body is None:
+            body = self.spec.static_files.get(name.rstrip("/") + "/index.html")
+            name = name.rstrip("/") + "/index.html"
+        if body is None:
+            raise web.HTTPNotFound()
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return web.Response(body=body, content_type=ctype)
+
+    # ---- websocket --------------------------------------------------------------------------
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if not self.options.origin_allowed(origin, request.host):
+            self.hub.stats["rejected_origin"] += 1
+            log.info("upgrade refused: origin %r does not match host %r", origin, request.host)
+            return web.Response(status=403, text="origin not allowed\n")
+        ws = web.WebSocketResponse(
+            protocols=("sac-sock",),
+            heartbeat=self.options.heartbeat,
+            max_msg_size=self.options.max_message_size,
+            compress=False,
+        )
+        await ws.prepare(request)
+        session = Session(new_socket_id(), ws, request.transport)
+        assert self._loop is not None
+        socket = Socket(session, self.hub, self._loop, self._loop_thread, self.close_session)
+        session.socket = socket
+        self.hub.attach(session)
+        try:
+            if self.spec.on_connect is not None:
+                await self._run(self.spec.on_connect, socket)
+            await self._read_loop(session, socket, ws)
+        finally:
+            await self._finish(session, WSCloseCode.OK)
+        return ws
+
+    async def _read_loop(self, session: Session, socket: Socket, ws: web.WebSocketResponse) -> None:
+        handlers = self.spec.handlers
+        stats = self.hub.stats
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                raw: bytes = msg.data.encode("utf-8")
+            elif msg.type is WSMsgType.BINARY:
+                raw = msg.data
+            elif msg.type is WSMsgType.ERROR:
+                stats["read_errors"] += 1
+                log.info("socket %s: %s (close code %s)", session.id, msg.data, ws.close_code)
+                break
+            else:
+                continue
+            stats["messages_in"] += 1
+            inbound = parse_inbound(raw)
+            if inbound is None:
+                stats["ignored_frames"] += 1
+                log.debug("socket %s: frame without event name ignored", session.id)
+                continue
+            handler = handlers.get(inbound.event)
+            if handler is None:
+                stats["unknown_events"] += 1
+                log.debug("socket %s: no handler for %r", session.id, inbound.event)
+                continue
+            await self._run(handler, socket, inbound.payload)
+            if session.closed:
+                break
+
+    async def _run(self, fn: Handler, *args: Any) -> None:
+        """Run a handler: async ones on the loop, plain ones in the pool. Never raises."""
+        try:
+            if is_async(fn):
+                await fn(*args)
+            else:
+                await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        except Exception:
+            self.hub.stats["handler_errors"] += 1
+            log.exception("handler %s raised; the socket stays open", getattr(fn, "__name__", fn))
+
+    def close_session(self, session: Session, code: int) -> None:
+        """Close a socket from the loop (Socket.close, slow consumer, shutdown). Idempotent."""
+        if session.closed:
+            return
+        task = asyncio.get_running_loop().create_task(self._finish(session, code))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def abort_session(self, session: Session) -> None:
+        """Drop a slow consumer at once: it cannot even take a close frame in time."""
+        if session.transport is not None:
+            session.transport.abort()
+        self.close_session(session, WSCloseCode.TRY_AGAIN_LATER)
+
+    async def _finish(self, session: Session, code: int) -> None:
+        if session.closed:
+            return
+        session.closed = True
+        self.hub.leave_all(session)
+        if self.spec.on_disconnect is not None:
+            await self._run(self.spec.on_disconnect, session.socket)
+        self.hub.detach(session)
+        if not session.ws.closed:
+            try:
+                await asyncio.wait_for(session.ws.close(code=code), 5)
+            except (asyncio.TimeoutError, ConnectionError):
+                if session.transport is not None:
+                    session.transport.abort()
+
+    async def close_all(self, code: int = WSCloseCode.GOING_AWAY) -> int:
+        """Close every socket (shutdown). Returns how many were open."""
+        sessions = list(self.hub.sessions.values())
+        await asyncio.gather(*(self._finish(s, code) for s in sessions), return_exceptions=True)
+        return len(sessions)

@@ -1,0 +1,229 @@
+"""The routing brain of one gateway: local rooms, casts, delivery. No ray/aiohttp import.
+
+A cast arrives as a sac-sock :class:`~sacsock_actors.protocol.Frame` (encoded once by the
+caller), is framed once as a websocket frame, written to this gateway's members, and sent
+onward over :class:`Links` only where other gateways may hold members:
+
+- a socket id room lives on exactly one gateway: local if we hold it, else every other
+  gateway is asked (one batched message each; no shard involved);
+- another room we hold, whose peer gateways the shard told us: straight to those peers
+  (none: the cast never leaves this process);
+- any other room: to the room's shard, which forwards to the gateways holding it.
+
+Messages between actors are tuples (ops), batched per destination by the Links:
+
+    to a shard:    ("join", room) ("leave", room) ("cast", room, wire)
+    to a gateway:  ("room", room, wire) ("all", wire) ("peers", room, gateway_ids)
+                   ("origin_room", room, frame, publish) ("origin_all", frame, publish)
+    to a bridge:   ("room", room, frame) ("all", frame)
+
+``wire`` is the complete websocket frame; ``origin_*`` ops are casts that start here on
+behalf of the driver or a bridge (``publish`` False for what came from a bridge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..protocol import SOCKET_ID_ROOM_PREFIX, Frame, socket_room
+from ..rooms.table import RoomTable, shard_for
+from .session import Session
+from .wsframe import ws_frame
+
+log = logging.getLogger(__name__)
+
+
+class Links(Protocol):
+    """Where a hub sends ops; implemented over Ray by the GatewayActor."""
+
+    gateway_id: str
+    shard_count: int
+
+    def to_shard(self, index: int, op: tuple) -> None: ...
+    def to_gateway(self, gateway_id: str, op: tuple) -> None: ...
+    def other_gateways(self) -> list[str]: ...
+    def to_bridges(self, op: tuple) -> None: ...
+
+
+class Hub:
+    """Local sockets, their rooms, and the routing of casts. Call only on the event loop."""
+
+    def __init__(
+        self,
+        links: Links,
+        *,
+        max_outgoing_buffer: int,
+        slow_consumer_grace: float,
+        on_slow_consumer: Callable[[Session], None],
+    ) -> None:
+        self.links = links
+        self.sessions: dict[str, Session] = {}
+        self.rooms: RoomTable[Session] = RoomTable()
+        self.peers: dict[str, frozenset[str]] = {}
+        self.stats: Counter[str] = Counter()
+        self._limit = max_outgoing_buffer
+        self._grace = slow_consumer_grace
+        self._on_slow = on_slow_consumer
+        self._dirty: set[Session] = set()
+        self._flush_scheduled = False
+
+    # ---- membership -------------------------------------------------------------------
+
+    def attach(self, session: Session) -> None:
+        """A new socket: registered and joined to its id room."""
+        self.sessions[session.id] = session
+        self.join(session, socket_room(session.id))
+        self.stats["connected"] += 1
+
+    def leave_all(self, session: Session) -> None:
+        """Leave every room, the id room included (the first step of closing)."""
+        for room in list(session.rooms):
+            self._leave_table(session, room)
+        session.rooms.clear()
+
+    def detach(self, session: Session) -> None:
+        """A closed socket leaves every room and is forgotten."""
+        self.leave_all(session)
+        self.sessions.pop(session.id, None)
+        self._dirty.discard(session)
+        self.stats["disconnected"] += 1
+
+    def join(self, session: Session, room: str) -> None:
+        if session.closed:
+            return
+        session.rooms.add(room)
+        if self.rooms.add(room, session) and not room.startswith(SOCKET_ID_ROOM_PREFIX):
+            self.links.to_shard(shard_for(room, self.links.shard_count), ("join", room))
+
+    def leave(self, session: Session, room: str) -> None:
+        if room == socket_room(session.id):
+            return
+        session.rooms.discard(room)
+        self._leave_table(session, room)
+
+    def _leave_table(self, session: Session, room: str) -> None:
+        if self.rooms.discard(room, session):
+            self.peers.pop(room, None)
+            if not room.startswith(SOCKET_ID_ROOM_PREFIX):
+                self.links.to_shard(shard_for(room, self.links.shard_count), ("leave", room))
+
+    def rooms_for_shard(self, index: int) -> list[str]:
+        """Rooms held here that hash to shard ``index`` (what a restarted shard needs)."""
+        n = self.links.shard_count
+        return [
+            r
+            for r in self.rooms.rooms()
+            if not r.startswith(SOCKET_ID_ROOM_PREFIX) and shard_for(r, n) == index
+        ]
+
+    # ---- casts that start here -----------------------------------------------------------
+
+    def emit(self, session: Session, frame: Frame) -> None:
+        """One frame to one local socket."""
+        if not session.closed:
+            self._queue(session, ws_frame(frame.data, frame.binary))
+
+    def roomcast(self, room: str, frame: Frame, publish: bool = True) -> None:
+        """A roomcast originating in this gateway (from a socket, the driver or a bridge)."""
+        wire = ws_frame(frame.data, frame.binary)
+        local = self.rooms.members(room)
+        self._deliver(local, wire)
+        self.stats["roomcasts"] += 1
+        if publish:
+            self.links.to_bridges(("room", room, frame))
+        if room.startswith(SOCKET_ID_ROOM_PREFIX):
+            if not local:
+                for gid in self.links.other_gateways():
+                    self.links.to_gateway(gid, ("room", room, wire))
+            return
+        peers = self.peers.get(room) if local else None
+        if peers is None:
+            self.links.to_shard(shard_for(room, self.links.shard_count), ("cast", room, wire))
+        else:
+            for gid in peers:
+                self.links.to_gateway(gid, ("room", room, wire))
+
+    def broadcast(self, frame: Frame, publish: bool = True) -> None:
+        """A broadcast originating in this gateway: every socket of the cluster."""
+        wire = ws_frame(frame.data, frame.binary)
+        self._deliver(self.sessions.values(), wire)
+        self.stats["broadcasts"] += 1
+        if publish:
+            self.links.to_bridges(("all", frame))
+        for gid in self.links.other_gateways():
+            self.links.to_gateway(gid, ("all", wire))
+
+    # ---- ops from other actors ---------------------------------------------------------
+
+    def receive(self, ops: list[tuple]) -> None:
+        """Apply a batch of ops sent by shards, gateways, bridges or the driver."""
+        for op in ops:
+            kind = op[0]
+            if kind == "room":
+                self._deliver(self.rooms.members(op[1]), op[2])
+            elif kind == "all":
+                self._deliver(self.sessions.values(), op[1])
+            elif kind == "peers":
+                room = op[1]
+                if room in self.rooms:
+                    self.peers[room] = frozenset(op[2]) - {self.links.gateway_id}
+            elif kind == "origin_room":
+                self.roomcast(op[1], op[2], publish=op[3])
+            elif kind == "origin_all":
+                self.broadcast(op[1], publish=op[2])
+            else:
+                self.stats["unknown_ops"] += 1
+                log.warning("gateway %s: unknown op %r dropped", self.links.gateway_id, kind)
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    def _deliver(self, sessions: Any, wire: bytes) -> None:
+        for session in sessions:
+            self._queue(session, wire)
+
+    def _queue(self, session: Session, wire: bytes) -> None:
+        session.pending.append(wire)
+        self._dirty.add(session)
+        self.stats["frames_out"] += 1
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every socket's pending frames, one write per socket; police slow consumers."""
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, set()
+        now = time.monotonic()
+        for session in dirty:
+            pending, session.pending = session.pending, []
+            transport = session.transport
+            if session.closed or transport is None or transport.is_closing():
+                continue
+            transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+            self._check_buffer(session, transport.get_write_buffer_size(), now)
+
+    def _check_buffer(self, session: Session, size: int, now: float) -> None:
+        if size <= self._limit:
+            session.over_since = None
+            return
+        if session.over_since is None:
+            session.over_since = now
+        if size > 4 * self._limit or now - session.over_since >= self._grace:
+            self.stats["slow_consumers_closed"] += 1
+            log.warning(
+                "socket %s closed as a slow consumer: %d bytes unsent (limit %d)",
+                session.id, size, self._limit,
+            )
+            self._on_slow(session)
+
+    def sweep_slow(self) -> None:
+        """Re-check sockets above the limit (called periodically: they may get no writes)."""
+        now = time.monotonic()
+        for session in list(self.sessions.values()):
+            if session.over_since is not None and session.transport is not None:
+                self._check_buffer(session, session.transport.get_write_buffer_size(), now)

@@ -1,0 +1,99 @@
+"""Server options with safe defaults, and the upgrade origin check. Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+OriginCheck = Callable[[str | None, str | None], bool]
+"""``check(origin_header, host_header) -> allowed``."""
+
+MiB = 1 << 20
+
+
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """PROTOCOL.md section 1: no Origin is allowed; else Origin's host:port must equal Host.
+
+    Compared case-insensitively, as upstream compares the Origin URL's host with the
+    request's Host header.
+    """
+    if origin is None:
+        return True
+    try:
+        origin_host = urlsplit(origin).netloc
+    except ValueError:
+        return False
+    return bool(origin_host) and host is not None and origin_host.lower() == host.lower()
+
+
+def allow_origins(origins: Sequence[str]) -> OriginCheck:
+    """An origin check admitting same-origin requests plus the listed origins.
+
+    Entries are full origins (``https://app.example.com``) or ``*`` for any origin.
+    """
+    allowed = {o.rstrip("/").lower() for o in origins}
+
+    def check(origin: str | None, host: str | None) -> bool:
+        if "*" in allowed or same_origin(origin, host):
+            return True
+        return origin is not None and origin.rstrip("/").lower() in allowed
+
+    return check
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    """Everything configurable about serving. Defaults are the safe choice.
+
+    - ``allowed_origins``: extra origins allowed besides same-origin (``["*"]`` allows all);
+      ``origin_check`` replaces the rule entirely with your own function.
+    - ``max_message_size``: largest inbound message in bytes; larger closes that socket
+      with 1009.
+    - ``heartbeat``: seconds between websocket pings (None disables).
+    - ``max_outgoing_buffer``: unsent bytes a socket may hold; a socket still above it
+      after ``slow_consumer_grace`` seconds is closed (1013) and counted.
+    - ``room_shards``: number of RoomShardActors rooms are hashed onto.
+    - ``handler_threads``: thread pool size for plain (non-async) handlers, per gateway.
+    """
+
+    allowed_origins: tuple[str, ...] = ()
+    origin_check: OriginCheck | None = None
+    max_message_size: int = MiB
+    heartbeat: float | None = 30.0
+    max_outgoing_buffer: int = 4 * MiB
+    slow_consumer_grace: float = 5.0
+    room_shards: int = 2
+    handler_threads: int = 16
+
+    def __post_init__(self) -> None:
+        if isinstance(self.allowed_origins, str):
+            raise ConfigError("allowed_origins takes a list of origins, not one string")
+        object.__setattr__(self, "allowed_origins", tuple(self.allowed_origins))
+        for name in ("max_message_size", "max_outgoing_buffer", "room_shards", "handler_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        if self.heartbeat is not None and self.heartbeat <= 0:
+            raise ConfigError("heartbeat must be a positive number of seconds or None")
+        if self.slow_consumer_grace < 0:
+            raise ConfigError("slow_consumer_grace must be >= 0 seconds")
+
+    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
+        """Apply the configured origin rule to one upgrade request."""
+        if self.origin_check is not None:
+            return bool(self.origin_check(origin, host))
+        if self.allowed_origins:
+            return allow_origins(self.allowed_origins)(origin, host)
+        return same_origin(origin, host)
+
+
+def options_from_kwargs(base: ServerOptions, kwargs: dict) -> ServerOptions:
+    """``base`` with ``kwargs`` applied; unknown names raise ConfigError listing valid ones."""
+    names = {f.name for f in dataclasses.fields(ServerOptions)}
+    unknown = set(kwargs) - names
+    if unknown:
+        raise ConfigError(f"unknown option(s) {sorted(unknown)}; valid options: {sorted(names)}")
+    return dataclasses.replace(base, **kwargs)

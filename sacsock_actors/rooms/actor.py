@@ -1,0 +1,81 @@
+"""RoomShardActor: owns the ShardTable of the rooms hashed to it, forwards casts.
+
+Each incarnation has a random ``epoch`` returned by every call, so gateways notice a
+restart and resend their rooms (the table is rebuilt from the gateways, never persisted).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from ..batching import Outbox
+from .table import ShardTable
+
+log = logging.getLogger(__name__)
+
+
+class RoomShardActor:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.epoch = secrets.token_hex(8)
+        self.table = ShardTable()
+        self.gateways: dict[str, Any] = {}
+        self.outboxes: dict[str, Outbox] = {}
+        self.forwarded = 0
+        self.lost = 0
+
+    async def ping(self) -> str:
+        return self.epoch
+
+    async def hello(self, gateway_id: str, handle: Any, rooms: list[str]) -> str:
+        """A gateway (re)introduces itself with every room of this shard it holds."""
+        self.gateways[gateway_id] = handle
+        if gateway_id not in self.outboxes:
+            self.outboxes[gateway_id] = Outbox(
+                lambda batch, h=handle: h.receive.remote(batch),
+                on_error=lambda batch, exc, g=gateway_id: self._lost(g, batch, exc),
+            )
+        self._tell_peers(self.table.reset_gateway(gateway_id, rooms))
+        return self.epoch
+
+    async def apply(self, gateway_id: str, ops: list[tuple]) -> str:
+        """Joins, leaves and casts from one gateway, in order."""
+        table = self.table
+        changed: set[str] = set()
+        for op in ops:
+            kind, room = op[0], op[1]
+            if kind == "cast":
+                for gid in table.gateways(room):
+                    if gid != gateway_id:
+                        self._send(gid, ("room", room, op[2]))
+            elif kind == "join":
+                if table.add(room, gateway_id):
+                    changed.add(room)
+            elif kind == "leave":
+                if table.remove(room, gateway_id):
+                    changed.add(room)
+        self._tell_peers(changed)
+        return self.epoch
+
+    def _tell_peers(self, rooms: set[str]) -> None:
+        for room in rooms:
+            holders = tuple(self.table.gateways(room))
+            for gid in holders:
+                self._send(gid, ("peers", room, holders))
+
+    def _send(self, gateway_id: str, op: tuple) -> None:
+        out = self.outboxes.get(gateway_id)
+        if out is None:
+            self.lost += 1
+            return
+        self.forwarded += 1
+        out.put(op)
+
+    def _lost(self, gateway_id: str, batch: list, exc: BaseException) -> None:
+        self.lost += len(batch)
+        log.warning("shard %d: %d ops to gateway %s lost: %r", self.index, len(batch), gateway_id, exc)
+
+    async def stats(self) -> dict[str, int]:
+        return {"rooms": len(self.table), "forwarded": self.forwarded, "lost": self.lost}

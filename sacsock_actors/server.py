@@ -1,0 +1,230 @@
+"""SocketServer: register handlers, serve on Ray, cast from the driver, shut down."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .app import AppSpec, Handler
+from .errors import ConfigError, NotServingError
+from .options import ServerOptions, options_from_kwargs
+from .protocol import encode, socket_room
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+MAX_STATIC_BYTES = 64 << 20
+
+
+class SocketServer:
+    """A Sacrificial-Socket server whose sockets live in Ray gateway actors.
+
+    Register handlers, then ``serve()`` (blocking) or ``start()``/``shutdown()``.
+    Handlers get ``(socket, payload_bytes)``; ``on_connect``/``on_disconnect`` get
+    ``(socket)``. Plain functions run in a thread pool, coroutine functions on the
+    gateway's event loop. Handlers are pickled into the gateway actors: keep them free
+    of locks, open files and other process-bound state (create those lazily inside).
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._spec = AppSpec(options=options_from_kwargs(ServerOptions(), options))
+        self._runtime: Any = None
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+
+    # ---- registration ------------------------------------------------------------------
+
+    def on(self, event: str, handler: Handler | None = None) -> Any:
+        """Register ``handler(socket, data: bytes)`` for ``event``; a decorator without handler."""
+        if not isinstance(event, str) or not event or "\x02" in event:
+            raise ConfigError(f"event name must be a non-empty str without 0x02, got {event!r}")
+        if handler is None:
+            return lambda fn: self.on(event, fn)
+        self._check_callable(handler, f"handler for {event!r}")
+        self._spec.handlers[event] = handler
+        return handler
+
+    def on_event(self, obj: Any) -> Any:
+        """Register an object with ``event_name()`` and ``handle_event(socket, data)``."""
+        if not callable(getattr(obj, "event_name", None)) or not callable(
+            getattr(obj, "handle_event", None)
+        ):
+            raise ConfigError("on_event needs an object with event_name() and handle_event(socket, data)")
+        self.on(obj.event_name(), obj.handle_event)
+        return obj
+
+    def on_connect(self, fn: Handler) -> Handler:
+        """Run ``fn(socket)`` after a socket connects (joined to its id room), before its messages."""
+        self._check_callable(fn, "on_connect")
+        self._spec.on_connect = fn
+        return fn
+
+    def on_disconnect(self, fn: Handler) -> Handler:
+        """Run ``fn(socket)`` when a socket closes, after it left its rooms."""
+        self._check_callable(fn, "on_disconnect")
+        self._spec.on_disconnect = fn
+        return fn
+
+    @staticmethod
+    def _check_callable(fn: Any, what: str) -> None:
+        if not callable(fn):
+            raise ConfigError(f"{what} must be callable, got {type(fn).__name__}")
+
+    @property
+    def options(self) -> ServerOptions:
+        return self._spec.options
+
+    # ---- serving ---------------------------------------------------------------------------
+
+    def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        path: str = "/socket",
+        gateways: int = 1,
+        static_dir: str | Path | None = None,
+        *,
+        address: str | None = None,
+        gateways_per_node: int | None = None,
+        placements: list[Any] | None = None,
+        runtime_env: dict | None = None,
+        **options: Any,
+    ) -> list[dict[str, Any]]:
+        """Start serving without blocking; returns one info dict per gateway.
+
+        ``gateways`` gateways share ``port`` on one node (SO_REUSEPORT);
+        ``gateways_per_node`` instead puts that many on every alive node;
+        ``placements`` (a list of ``cluster.Placement``) pins each gateway to a node and port.
+        Ray is started locally unless it is already initialised or ``address`` is given.
+        """
+        from .cluster import ClusterRuntime  # Ray is imported only when serving
+
+        with self._lock:
+            if self._runtime is not None:
+                raise NotServingError("already serving; call shutdown() first")
+            if options:
+                self._spec.options = options_from_kwargs(self._spec.options, options)
+            if not path.startswith("/"):
+                raise ConfigError(f"path must start with '/', got {path!r}")
+            if gateways < 1:
+                raise ConfigError("gateways must be >= 1")
+            self._spec.static_files = _read_static(static_dir)
+            runtime = ClusterRuntime(
+                self._spec, host=host, path=path, port=port, gateways=gateways,
+                gateways_per_node=gateways_per_node, placements=placements,
+                address=address, runtime_env=runtime_env,
+            )
+            try:
+                infos = runtime.start()
+            except BaseException:
+                runtime.stop()
+                raise
+            self._runtime = runtime
+            self._stopped.clear()
+            return infos
+
+    def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        path: str = "/socket",
+        gateways: int = 1,
+        static_dir: str | Path | None = None,
+        on_ready: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Serve until SIGINT/SIGTERM/SIGHUP/SIGQUIT or ``shutdown()``; then stop cleanly.
+
+        Takes the arguments of :meth:`start`; ``on_ready()`` runs once every gateway listens.
+        """
+        infos = self.start(host, port, path, gateways, static_dir, **kwargs)
+        ports = sorted({i["port"] for i in infos})
+        url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        for p in ports:
+            print(f"sacsock: serving http://{url_host}:{p}/ (websocket ws://{url_host}:{p}{path}, "
+                  f"{len(infos)} gateway(s))", flush=True)
+        if on_ready is not None:
+            on_ready()
+        if threading.current_thread() is threading.main_thread():
+            for sig in SHUTDOWN_SIGNALS:
+                signal.signal(sig, lambda signum, frame: self._signal(signum))
+        while not self._stopped.wait(0.5):
+            pass
+        self.shutdown()
+
+    def _signal(self, signum: int) -> None:
+        log.warning("signal %s: shutting down", signal.Signals(signum).name)
+        self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Close every socket (1001), shut the bridges down, stop the actors (and our Ray)."""
+        with self._lock:
+            runtime, self._runtime = self._runtime, None
+        self._stopped.set()
+        if runtime is not None:
+            runtime.stop()
+
+    @property
+    def serving(self) -> bool:
+        return self._runtime is not None
+
+    # ---- casts from the driver --------------------------------------------------------------
+
+    def _live(self) -> Any:
+        runtime = self._runtime
+        if runtime is None:
+            raise NotServingError("the server is not serving; call start() or serve() first")
+        return runtime
+
+    def broadcast(self, event: str, data: Any) -> None:
+        """Send to every socket of the cluster (and to the bridges). Thread-safe, non-blocking."""
+        frame = encode(event, data)
+        self._live().cast(("origin_all", frame, True))
+
+    def roomcast(self, room: str, event: str, data: Any) -> None:
+        """Send to every member of ``room`` in the cluster (and to the bridges)."""
+        if not isinstance(room, str) or not room:
+            raise ConfigError(f"room must be a non-empty str, got {room!r}")
+        frame = encode(event, data)
+        self._live().cast(("origin_room", room, frame, True))
+
+    def socketcast(self, socket_id: str, event: str, data: Any) -> None:
+        """Send to one socket anywhere in the cluster."""
+        self.roomcast(socket_room(socket_id), event, data)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until casts made so far have left the driver and the gateways' queues."""
+        self._live().flush(timeout)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per-gateway counters: sockets, rooms, ignored frames, handler errors, slow consumers..."""
+        return self._live().stats()
+
+    def socket_ids(self) -> list[str]:
+        return self._live().socket_ids()
+
+
+def _read_static(static_dir: str | Path | None) -> dict[str, bytes]:
+    """Load a static site into memory so every gateway, on any node, can serve it."""
+    if static_dir is None:
+        return {}
+    root = Path(static_dir)
+    if not root.is_dir():
+        raise ConfigError(f"static_dir {str(root)!r} is not a directory")
+    files: dict[str, bytes] = {}
+    total = 0
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            total += len(data)
+            if total > MAX_STATIC_BYTES:
+                raise ConfigError(
+                    f"static_dir holds more than {MAX_STATIC_BYTES >> 20} MiB; serve it elsewhere"
+                )
+            files[path.relative_to(root).as_posix()] = data
+    return files
+
