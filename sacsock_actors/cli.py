@@ -7,7 +7,6 @@ import importlib
 import logging
 import os
 import sys
-import sysconfig
 import time
 from pathlib import Path
 from typing import Any
@@ -31,21 +30,6 @@ def load_app(target: str) -> tuple[SocketServer, Any]:
     if not isinstance(server, SocketServer):
         raise ConfigError(f"{target} is {type(server).__name__}, not a SocketServer")
     return server, module
-
-
-def ship_by_value(module: Any) -> None:
-    """Pickle the app's code by value so gateway actors on any node can run its handlers.
-
-    Installed packages are left alone (every node imports them); the app's own top-level
-    package or module is registered with cloudpickle.
-    """
-    from ray import cloudpickle
-
-    top = sys.modules[module.__name__.partition(".")[0]]
-    location = os.path.realpath(getattr(top, "__file__", "") or "")
-    installed = {os.path.realpath(sysconfig.get_paths()[k]) for k in ("purelib", "platlib")}
-    if location and not any(location.startswith(p + os.sep) for p in installed):
-        cloudpickle.register_pickle_by_value(top)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -106,12 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             chat = demo_dir()
             os.chdir(chat)
-            server, module = load_app("app:server")
+            server, _ = load_app("app:server")
             static = str(chat / "static")
         else:
-            server, module = load_app(args.app)
+            server, _ = load_app(args.app)
             static = args.static
-        ship_by_value(module)
         server.serve(
             host=args.host, port=args.port, path=args.path, gateways=args.gateways,
             static_dir=static, address=args.address, gateways_per_node=args.gateways_per_node,

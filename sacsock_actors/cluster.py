@@ -7,8 +7,11 @@ This is the only module besides the actor shells that talks to Ray.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import secrets
+import sys
+import sysconfig
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from .app import AppSpec
+from .bridges.actor import BridgeActor
 from .errors import ConfigError
 from .gateways.actor import GatewayActor, GatewayConfig
 from .rooms.actor import RoomShardActor
@@ -33,6 +37,7 @@ ACTOR_OPTIONS: dict[str, Any] = {
 }
 _Gateway = ray.remote(GatewayActor)
 _Shard = ray.remote(RoomShardActor)
+_Bridge = ray.remote(BridgeActor)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,27 @@ class Placement:
 
     node_id: str | None
     port: int
+
+
+def ship_app_code(spec: AppSpec) -> None:
+    """Pickle the app's own modules by value, so gateway actors on any node can run them.
+
+    Modules of installed packages are left alone (every node imports them); any other
+    module holding a handler (a script, a test, an app in the current directory) is
+    registered with cloudpickle, top-level package first.
+    """
+    from ray import cloudpickle
+
+    installed = {os.path.realpath(sysconfig.get_paths()[k]) for k in ("purelib", "platlib", "stdlib")}
+    handlers = [*spec.handlers.values(), spec.on_connect, spec.on_disconnect]
+    for fn in handlers:
+        name = getattr(fn, "__module__", None) or getattr(type(fn), "__module__", None)
+        if not name or name == "__main__" or name.startswith("sacsock_actors"):
+            continue
+        top = sys.modules.get(name.partition(".")[0])
+        location = os.path.realpath(getattr(top, "__file__", None) or "")
+        if top is not None and location and not any(location.startswith(p + os.sep) for p in installed):
+            cloudpickle.register_pickle_by_value(top)
 
 
 def alive_nodes() -> list[str]:
@@ -70,6 +96,7 @@ class ClusterRuntime:
         self.token = secrets.token_hex(4)
         self.started_ray = False
         self._init_ray(address, runtime_env)
+        ship_app_code(spec)
         if placements is None:
             if gateways_per_node is not None:
                 if gateways_per_node < 1:
@@ -132,9 +159,25 @@ class ClusterRuntime:
         self._supervisor.start()
         return infos
 
+    def add_bridge(self, bridge: Any, timeout: float = 60.0) -> None:
+        """Run ``bridge`` in its own actor and have every gateway publish to it."""
+        name = f"{self.token}:bridge:{len(self.bridges)}"
+        first_gateway = f"{self.token}:gw:{self.gateway_ids[0]}"
+        actor = _Bridge.options(name=name, namespace=NAMESPACE, **ACTOR_OPTIONS).remote(
+            bridge, first_gateway, NAMESPACE
+        )
+        ray.get(actor.start.remote(), timeout=timeout)
+        self.bridges.append(actor)
+        ray.get([g.set_bridges.remote(self.bridges) for g in self.gateways.values()], timeout=timeout)
+
     def _supervise(self) -> None:
-        """Restart a gateway's listener after Ray restarted its process."""
+        """Restart a gateway's listener, or a bridge, after Ray restarted its process."""
         while not self._stop.wait(1.0):
+            for bridge in list(self.bridges):
+                try:
+                    ray.get(bridge.start.remote(), timeout=30)
+                except Exception as exc:  # noqa: BLE001 - restarting actor; next round
+                    log.debug("bridge not ready: %r", exc)
             for gid, gw in self.gateways.items():
                 if self._stop.is_set():
                     return
@@ -157,6 +200,7 @@ class ClusterRuntime:
         """Wait until driver casts and every gateway's queued ops have been handed on."""
         self._caster.flush(timeout)
         ray.get([g.flush.remote() for g in self.gateways.values()], timeout=timeout)
+        ray.get([b.flush.remote() for b in self.bridges], timeout=timeout)
 
     def socket_ids(self) -> list[str]:
         ids = ray.get([g.socket_ids.remote() for g in self.gateways.values()])
@@ -164,9 +208,12 @@ class ClusterRuntime:
 
     def stats(self) -> dict[str, dict[str, int]]:
         stats = ray.get([g.stats.remote() for g in self.gateways.values()])
-        return dict(zip(self.gateways, stats, strict=True))
+        out = dict(zip(self.gateways, stats, strict=True))
+        for i, s in enumerate(ray.get([b.stats.remote() for b in self.bridges])):
+            out[f"bridge-{i}"] = s
+        return out
 
-    def stop(self, bridge_shutdown: Any = None) -> None:
+    def stop(self) -> None:
         """Close every socket (1001), then the bridges, then the actors (and Ray if ours)."""
         self._stop.set()
         self._caster.close()
@@ -174,8 +221,10 @@ class ClusterRuntime:
             ray.get([g.close_all.remote(1001) for g in self.gateways.values()], timeout=30)
         except Exception as exc:  # noqa: BLE001 - keep shutting down
             log.warning("closing sockets: %r", exc)
-        if bridge_shutdown is not None:
-            bridge_shutdown()
+        try:
+            ray.get([b.shutdown.remote() for b in self.bridges], timeout=30)
+        except Exception as exc:  # noqa: BLE001 - keep shutting down
+            log.warning("shutting bridges down: %r", exc)
         for actor in [*self.gateways.values(), *self.shards, *self.bridges]:
             ray.kill(actor, no_restart=True)
         if self._supervisor is not None:

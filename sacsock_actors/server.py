@@ -33,6 +33,7 @@ class SocketServer:
     def __init__(self, **options: Any) -> None:
         self._spec = AppSpec(options=options_from_kwargs(ServerOptions(), options))
         self._runtime: Any = None
+        self._bridges: list[Any] = []
         self._stopped = threading.Event()
         self._lock = threading.Lock()
 
@@ -68,6 +69,23 @@ class SocketServer:
         self._check_callable(fn, "on_disconnect")
         self._spec.on_disconnect = fn
         return fn
+
+    def set_multihome_backend(self, bridge: Any) -> None:
+        """Federate with other instances through ``bridge`` (a sacsock_actors.bridges.Bridge).
+
+        The upstream name; unlike upstream, may be called more than once: every bridge gets
+        every cast that starts in this cluster. Works before and while serving.
+        """
+        from .bridges.base import Bridge
+
+        if not isinstance(bridge, Bridge):
+            raise ConfigError(
+                f"a bridge must subclass sacsock_actors.bridges.Bridge, got {type(bridge).__name__}"
+            )
+        with self._lock:
+            self._bridges.append(bridge)
+            if self._runtime is not None:
+                self._runtime.add_bridge(bridge)
 
     @staticmethod
     def _check_callable(fn: Any, what: str) -> None:
@@ -120,6 +138,8 @@ class SocketServer:
             )
             try:
                 infos = runtime.start()
+                for bridge in self._bridges:
+                    runtime.add_bridge(bridge)
             except BaseException:
                 runtime.stop()
                 raise
