@@ -91,7 +91,7 @@ class ShardTable:
     def reset_gateway(self, gateway: str, rooms: Iterable[str]) -> set[str]:
         """Replace everything known of ``gateway`` with ``rooms`` (a resync); changed rooms."""
         new = set(rooms)
-        old = self._by_gateway.get(gateway, set())
+        old = set(self._by_gateway.get(gateway, ()))
         for room in old - new:
             self.remove(room, gateway)
         for room in new - old:

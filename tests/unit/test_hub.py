@@ -1,0 +1,228 @@
+"""The gateway hub's routing with fake links and transports (no Ray, no aiohttp)."""
+
+import asyncio
+
+import pytest
+
+from sacsock_actors.gateways.hub import Hub
+from sacsock_actors.gateways.session import Session
+from sacsock_actors.gateways.wsframe import ws_frame
+from sacsock_actors.protocol import encode, socket_room
+from sacsock_actors.rooms.table import shard_for
+
+
+class FakeTransport:
+    def __init__(self, buffered: int = 0):
+        self.writes: list[bytes] = []
+        self.buffered = buffered
+        self.aborted = False
+
+    def write(self, data):
+        self.writes.append(bytes(data))
+
+    def writelines(self, data):
+        self.write(b"".join(data))
+
+    def get_write_buffer_size(self):
+        return self.buffered
+
+    def is_closing(self):
+        return self.aborted
+
+    def abort(self):
+        self.aborted = True
+
+
+class FakeLinks:
+    def __init__(self, others=(), shards=2):
+        self.gateway_id = "g0"
+        self.shard_count = shards
+        self.shard_ops: list[tuple[int, tuple]] = []
+        self.gateway_ops: list[tuple[str, tuple]] = []
+        self.bridge_ops: list[tuple] = []
+        self._others = list(others)
+
+    def to_shard(self, index, op):
+        self.shard_ops.append((index, op))
+
+    def to_gateway(self, gid, op):
+        self.gateway_ops.append((gid, op))
+
+    def other_gateways(self):
+        return self._others
+
+    def to_bridges(self, op):
+        self.bridge_ops.append(op)
+
+
+def make(others=(), limit=1000, grace=0.0):
+    slow = []
+    links = FakeLinks(others)
+    hub = Hub(links, max_outgoing_buffer=limit, slow_consumer_grace=grace, on_slow_consumer=slow.append)
+    return hub, links, slow
+
+
+def session(hub, sid, buffered=0):
+    s = Session(sid, None, FakeTransport(buffered))
+    hub.attach(s)
+    return s
+
+
+def run(fn):
+    async def go():
+        fn()
+        await asyncio.sleep(0)  # let the flush callback run
+
+    asyncio.run(go())
+
+
+def test_attach_joins_id_room_without_telling_shards():
+    hub, links, _ = make()
+    s = session(hub, "A")
+    assert s.rooms == {socket_room("A")}
+    assert links.shard_ops == []
+
+
+def test_first_join_and_last_leave_tell_the_shard_once():
+    hub, links, _ = make()
+    a, b = session(hub, "A"), session(hub, "B")
+    hub.join(a, "lobby")
+    hub.join(b, "lobby")
+    hub.leave(a, "lobby")
+    hub.leave(a, "lobby")
+    hub.leave(b, "lobby")
+    k = shard_for("lobby", 2)
+    assert links.shard_ops == [(k, ("join", "lobby")), (k, ("leave", "lobby"))]
+
+
+def test_roomcast_writes_one_prebuilt_frame_per_member_and_asks_shard_when_peers_unknown():
+    hub, links, _ = make(others=["g1"])
+    a, b, c = session(hub, "A"), session(hub, "B"), session(hub, "C")
+    hub.join(a, "r")
+    hub.join(b, "r")
+    frame = encode("ev", "hi")
+    run(lambda: hub.roomcast("r", frame))
+    wire = ws_frame(frame.data, False)
+    assert a.transport.writes == [wire] and b.transport.writes == [wire]
+    assert c.transport.writes == []
+    assert (shard_for("r", 2), ("cast", "r", wire)) in links.shard_ops
+    assert links.bridge_ops == [("room", "r", frame)]
+
+
+def test_roomcast_stays_local_when_shard_says_nobody_else_holds_the_room():
+    hub, links, _ = make(others=["g1"])
+    a = session(hub, "A")
+    hub.join(a, "r")
+    hub.receive([("peers", "r", ("g0",))])
+    links.shard_ops.clear()
+    run(lambda: hub.roomcast("r", encode("e", 1)))
+    assert links.shard_ops == [] and links.gateway_ops == []
+    hub.receive([("peers", "r", ("g0", "g1"))])
+    run(lambda: hub.roomcast("r", encode("e", 2)))
+    assert [g for g, _ in links.gateway_ops] == ["g1"]
+
+
+def test_peers_forgotten_when_room_leaves_this_gateway():
+    hub, links, _ = make(others=["g1"])
+    a = session(hub, "A")
+    hub.join(a, "r")
+    hub.receive([("peers", "r", ("g0",))])
+    hub.leave(a, "r")
+    hub.join(a, "r")
+    links.shard_ops.clear()
+    run(lambda: hub.roomcast("r", encode("e", 1)))
+    assert links.shard_ops and links.shard_ops[0][1][0] == "cast"
+
+
+def test_socketcast_local_never_leaves_and_remote_goes_to_every_other_gateway():
+    hub, links, _ = make(others=["g1", "g2"])
+    a = session(hub, "A")
+    run(lambda: hub.roomcast(socket_room("A"), encode("dm", "x")))
+    assert len(a.transport.writes) == 1 and links.gateway_ops == [] and links.shard_ops == []
+    run(lambda: hub.roomcast(socket_room("elsewhere"), encode("dm", "x")))
+    assert sorted(g for g, _ in links.gateway_ops) == ["g1", "g2"]
+
+
+def test_broadcast_reaches_all_local_and_other_gateways_and_bridges():
+    hub, links, _ = make(others=["g1"])
+    a, b = session(hub, "A"), session(hub, "B")
+    run(lambda: hub.broadcast(encode("all", "x")))
+    assert len(a.transport.writes) == len(b.transport.writes) == 1
+    assert [g for g, _ in links.gateway_ops] == ["g1"]
+    assert links.bridge_ops[0][0] == "all"
+
+
+def test_casts_from_a_bridge_are_not_published_again():
+    hub, links, _ = make()
+    session(hub, "A")
+    f = encode("x", "y")
+    run(lambda: hub.receive([("origin_all", f, False), ("origin_room", "r", f, False)]))
+    assert links.bridge_ops == []
+
+
+def test_frames_for_one_socket_in_one_tick_are_written_in_one_call():
+    hub, links, _ = make()
+    a = session(hub, "A")
+
+    def burst():
+        for i in range(10):
+            hub.emit(a, encode("n", i))
+
+    run(burst)
+    assert len(a.transport.writes) == 1
+    assert a.transport.writes[0] == b"".join(ws_frame(encode("n", i).data, False) for i in range(10))
+
+
+def test_received_ops_deliver_locally_only():
+    hub, links, _ = make(others=["g1"])
+    a = session(hub, "A")
+    hub.join(a, "r")
+    links.shard_ops.clear()
+    run(lambda: hub.receive([("room", "r", b"W1"), ("all", b"W2"), ("room", "nope", b"W3")]))
+    assert a.transport.writes == [b"W1W2"]
+    assert links.shard_ops == [] and links.gateway_ops == []
+
+
+def test_unknown_op_is_counted_not_fatal():
+    hub, _, _ = make()
+    hub.receive([("bogus",)])
+    assert hub.stats["unknown_ops"] == 1
+
+
+def test_slow_consumer_is_reported_and_others_still_written():
+    hub, _, slow = make(limit=100, grace=0.0)
+    fast = session(hub, "F")
+    laggard = session(hub, "L", buffered=10_000)
+    run(lambda: hub.broadcast(encode("x", "y")))
+    assert slow == [laggard]
+    assert len(fast.transport.writes) == 1
+    assert hub.stats["slow_consumers_closed"] == 1
+
+
+@pytest.mark.parametrize("grace", [60.0])
+def test_slow_consumer_gets_grace_below_hard_cap(grace):
+    hub, _, slow = make(limit=100, grace=grace)
+    s = session(hub, "L", buffered=150)
+    run(lambda: hub.emit(s, encode("x", "y")))
+    assert slow == [] and s.over_since is not None
+    s.transport.buffered = 10
+    run(lambda: hub.emit(s, encode("x", "y")))
+    assert s.over_since is None
+
+
+def test_detach_leaves_rooms_and_forgets():
+    hub, links, _ = make()
+    a = session(hub, "A")
+    hub.join(a, "r")
+    hub.detach(a)
+    assert "A" not in hub.sessions and "r" not in hub.rooms and a.rooms == set()
+    assert links.shard_ops[-1][1] == ("leave", "r")
+
+
+def test_rooms_for_shard_lists_only_that_shards_named_rooms():
+    hub, _, _ = make()
+    a = session(hub, "A")
+    for r in ["a", "b", "c", "d"]:
+        hub.join(a, r)
+    got = hub.rooms_for_shard(0) + hub.rooms_for_shard(1)
+    assert sorted(got) == ["a", "b", "c", "d"]
