@@ -1,4 +1,5 @@
 import pytest
+
 from sacsock_actors.gateways.wsframe import frame_header, ws_frame
 
 
