@@ -75,10 +75,10 @@ class SacClient:
         await self.emit(event, data)
         return await self.recv_event(reply or event)
 
-    async def nothing(self, seconds: float = 0.5) -> bool:
-        """True when no message arrives within ``seconds``."""
+    async def nothing(self, event: str, seconds: float = 0.5) -> bool:
+        """True when no message of ``event`` arrives within ``seconds`` (others are skipped)."""
         try:
-            m = await asyncio.wait_for(self.ws.receive(), seconds)
+            m = await asyncio.wait_for(self.recv_event(event, seconds + 1), seconds)
         except asyncio.TimeoutError:
             return True
         raise AssertionError(f"unexpected message {m!r}")

@@ -263,4 +263,7 @@ def mask_url(url: str) -> str:
                 [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in pairs],
                 quote_via=quote, safe="*",
             )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    out = f"{parts.scheme}://{netloc}{parts.path}" if "://" in url else urlunsplit(
+        (parts.scheme, netloc, parts.path, "", "")
+    )
+    return out + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")

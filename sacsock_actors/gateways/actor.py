@@ -102,8 +102,11 @@ class _RayLinks:
     def shard(self, index: int) -> Any:
         return self._shards[index]
 
+    def outboxes(self) -> list[Outbox]:
+        return [*self._shard_out, *self._gateway_out.values(), *self._bridge_out]
+
     async def flush(self) -> None:
-        for out in [*self._shard_out, *self._gateway_out.values(), *self._bridge_out]:
+        for out in self.outboxes():
             await out.flush()
 
 
@@ -183,6 +186,9 @@ class GatewayActor:
         out = dict(self.hub.stats)
         out["sockets"] = len(self.hub.sessions)
         out["rooms"] = len(self.hub.rooms)
+        assert self.links is not None
+        out["ray_calls_out"] = sum(o.calls for o in self.links.outboxes())
+        out["ray_ops_out"] = sum(o.items_sent for o in self.links.outboxes())
         return out
 
     async def socket_ids(self) -> list[str]:

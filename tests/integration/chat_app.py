@@ -93,6 +93,12 @@ def build(**options) -> SocketServer:
         msg = json.loads(data)
         socket.roomcast(msg["room"], msg["event"], msg["data"])
 
+    @server.on("burst")
+    async def burst(socket, data):
+        msg = json.loads(data)
+        for i in range(msg["n"]):
+            socket.roomcast(msg["room"], "burst", i)
+
     @server.on("broadcast")
     async def broadcast(socket, data):
         socket.broadcast("broadcast", data.decode())

@@ -88,7 +88,7 @@ async def test_blocking_plain_handler_does_not_stall_other_sockets(served):
     b, _ = await connect(served)
     await a.emit("block", "3")
     assert (await b.call("echo", "still here")).text == "still here"
-    assert await a.nothing(0.2)  # a's handler is still sleeping: b was served meanwhile
+    assert await a.nothing("unblocked", 0.2)  # a's handler is still sleeping: b was served meanwhile
     assert (await a.recv_event("unblocked")).event == "unblocked"
     await a.close()
     await b.close()
@@ -160,7 +160,7 @@ async def test_join_leave_rooms_and_roomcast(served):
     for client in (a, b):  # the sender is a member, so it gets it too
         m = await client.recv_event("chat")
         assert (m.type, m.text) == ("S", "hi all")
-    assert await c.nothing(0.3)
+    assert await c.nothing("chat", 0.3)
     left = (await b.call("leave", "lobby")).json
     assert not left["in_room"] and "lobby" not in left["rooms"]
     assert not (await c.call("leave", "never-joined")).json["in_room"]
@@ -168,7 +168,7 @@ async def test_join_leave_rooms_and_roomcast(served):
     assert own["in_room"], "the id room cannot be left"
     await c.emit("roomcast", json.dumps({"room": "lobby", "event": "chat", "data": {"n": 1}}))
     assert (await a.recv_event("chat")).json == {"n": 1}
-    assert await b.nothing(0.3)
+    assert await b.nothing("chat", 0.3)
     for client in (a, b, c):
         await client.close()
 
@@ -179,7 +179,7 @@ async def test_socketcast_and_broadcast(served):
     await a.emit("socketcast", json.dumps({"to": hb["id"], "text": "psst"}))
     m = await b.recv_event("dm")
     assert m.json["text"] == "psst"
-    assert await a.nothing(0.3)
+    assert await a.nothing("dm", 0.3)
     await b.emit("broadcast", "to everyone")
     for client in (a, b):
         assert (await client.recv_event("broadcast")).text == "to everyone"
@@ -196,7 +196,7 @@ async def test_close_from_handler_cleans_up_and_is_idempotent(served):
     gone = await b.recv_event("gone")
     assert gone.json == {"id": ha["id"], "rooms": []}  # rooms left before on_disconnect
     await b.emit("roomcast", json.dumps({"room": "closers", "event": "x", "data": 1}))
-    assert await b.nothing(0.3)
+    assert await b.nothing("x", 0.3)
     assert ha["id"] not in served.server.socket_ids()
     await b.close()
     await a.close()
@@ -228,7 +228,7 @@ async def test_driver_side_casts_from_a_thread(served):
         m = await client.recv_event("all")
         assert (m.type, m.payload) == ("B", b"\x00bin")
     assert (await a.recv_event("direct")).text == "just you"
-    assert await b.nothing(0.3)
+    assert await b.nothing("news", 0.3)
     await a.close()
     await b.close()
 

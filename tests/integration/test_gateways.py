@@ -1,0 +1,175 @@
+"""Two or more gateways sharing a port: casts cross gateways; shards and gateways restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+import ray
+from chat_app import build
+from sacclient import SacClient
+
+pytestmark = pytest.mark.integration
+
+
+async def clients_on_two_gateways(served, per_gateway: int = 2) -> dict[int, list[tuple[SacClient, str]]]:
+    """Connect until ``per_gateway`` clients sit on each of two gateways (keyed by gateway pid)."""
+    by_pid: dict[int, list[tuple[SacClient, str]]] = {}
+    spare: list[SacClient] = []
+    for _ in range(200):
+        c = await SacClient.connect(served.url)
+        sid = (await c.recv_event("welcome")).json["id"]
+        pid = (await c.call("where")).json["pid"]
+        group = by_pid.setdefault(pid, [])
+        if len(group) < per_gateway:
+            group.append((c, sid))
+        else:
+            spare.append(c)
+        if len(by_pid) >= 2 and all(len(g) >= per_gateway for g in by_pid.values()):
+            break
+    for c in spare:
+        await c.close()
+    assert len(by_pid) == 2, "SO_REUSEPORT should spread connections over both gateways"
+    return by_pid
+
+
+async def close_all(groups) -> None:
+    for group in groups.values():
+        for c, _ in group:
+            await c.close()
+
+
+@pytest.fixture(scope="module")
+def two(ray_session):
+    from conftest import Served, free_port
+
+    server = build()
+    port = free_port()
+    infos = server.start(port=port, gateways=2)
+    yield Served(server, port, infos, "/socket")
+    server.shutdown()
+
+
+async def test_two_gateways_share_one_port(two):
+    assert len(two.infos) == 2
+    assert {i["port"] for i in two.infos} == {two.port}
+    assert len({i["pid"] for i in two.infos}) == 2
+
+
+async def test_roomcast_broadcast_socketcast_cross_gateways(two):
+    groups = await clients_on_two_gateways(two)
+    (a, a_id), (a2, _) = list(groups.values())[0]
+    (b, b_id), (b2, _) = list(groups.values())[1]
+    await a.call("join", "x-room")
+    await b.call("join", "x-room")
+    await asyncio.sleep(0.5)  # let the shard tell both gateways about each other
+    await a.emit("roomcast", json.dumps({"room": "x-room", "event": "rc", "data": "from a"}))
+    for c in (a, b):
+        assert (await c.recv_event("rc")).text == "from a"
+    for c in (a2, b2):
+        assert await c.nothing("rc", 0.3)
+    # a non-member on the other gateway roomcasts: routed through the room's shard
+    await b2.emit("roomcast", json.dumps({"room": "x-room", "event": "rc", "data": "from b2"}))
+    for c in (a, b):
+        assert (await c.recv_event("rc")).text == "from b2"
+    await a.emit("socketcast", json.dumps({"to": b_id, "text": "hop"}))
+    assert (await b.recv_event("dm")).json == {"from": a_id, "text": "hop"}
+    await b.emit("broadcast", "everyone")
+    for c in (a, a2, b, b2):
+        assert (await c.recv_event("broadcast")).text == "everyone"
+    await close_all(groups)
+
+
+async def test_room_on_one_gateway_only_never_crosses_ray(two):
+    groups = await clients_on_two_gateways(two, per_gateway=1)
+    (a, _), = list(groups.values())[0]
+    await a.call("join", "solo-room")
+    await asyncio.sleep(0.5)
+    before = two.server.stats()
+    for i in range(20):
+        await a.emit("roomcast", json.dumps({"room": "solo-room", "event": "s", "data": i}))
+    for i in range(20):
+        assert (await a.recv_event("s")).json == i
+    after = two.server.stats()
+    assert sum(after[g]["roomcasts"] - before[g].get("roomcasts", 0) for g in after) == 20
+    assert sum(after[g]["ray_ops_out"] - before[g]["ray_ops_out"] for g in after) == 0
+    await close_all(groups)
+
+
+async def test_casts_are_batched_per_ray_call_and_keep_order(two):
+    groups = await clients_on_two_gateways(two, per_gateway=1)
+    (a, _), = list(groups.values())[0]
+    (b, _), = list(groups.values())[1]
+    await b.call("join", "burst-room")
+    await asyncio.sleep(0.5)
+    before = two.server.stats()
+    await a.emit("burst", json.dumps({"room": "burst-room", "n": 300}))
+    got = [(await b.recv_event("burst")).json for _ in range(300)]
+    assert got == list(range(300))
+    after = two.server.stats()
+    ops = sum(after[g]["ray_ops_out"] - before[g]["ray_ops_out"] for g in after)
+    calls = sum(after[g]["ray_calls_out"] - before[g]["ray_calls_out"] for g in after)
+    assert ops >= 300
+    assert calls * 10 <= ops, f"{ops} ops took {calls} Ray calls"
+    await close_all(groups)
+
+
+async def test_driver_casts_reach_every_gateway(two):
+    groups = await clients_on_two_gateways(two, per_gateway=1)
+    ids = [sid for g in groups.values() for _, sid in g]
+    two.server.broadcast("driver", "all")
+    for sid in ids:
+        two.server.socketcast(sid, "only", sid)
+    for g in groups.values():
+        for c, sid in g:
+            assert (await c.recv_event("driver")).text == "all"
+            assert (await c.recv_event("only")).text == sid
+    await close_all(groups)
+
+
+async def test_shard_restart_rebuilds_from_gateways(serve):
+    served = serve(build(room_shards=1), gateways=2)
+    groups = await clients_on_two_gateways(served, per_gateway=1)
+    (a, _), = list(groups.values())[0]
+    (b, _), = list(groups.values())[1]
+    await b.call("join", "kept")
+    shard = served.server._runtime.shards[0]
+    epoch = ray.get(shard.ping.remote())
+    ray.kill(shard, no_restart=False)
+    for _ in range(300):  # wait for the restart and the gateways' resync
+        await asyncio.sleep(0.1)
+        try:
+            if ray.get(shard.ping.remote(), timeout=5) != epoch and ray.get(shard.stats.remote())["rooms"]:
+                break
+        except Exception:  # noqa: BLE001 - restarting
+            continue
+    assert ray.get(shard.stats.remote())["rooms"] >= 1
+    # a (on the other gateway, not a member) roomcasts: only the rebuilt shard knows b's gateway
+    await a.emit("roomcast", json.dumps({"room": "kept", "event": "after", "data": "restart"}))
+    assert (await b.recv_event("after")).text == "restart"
+    await close_all(groups)
+
+
+async def test_gateway_restart_serves_again(serve):
+    served = serve(build())
+    c = await SacClient.connect(served.url)
+    await c.recv_event("welcome")
+    gw = served.server._runtime.gateways["gw-0"]
+    old_pid = served.infos[0]["pid"]
+    ray.kill(gw, no_restart=False)
+    assert await c.closed() is not None  # the process died with its sockets
+    await c.close()
+    for _ in range(300):
+        await asyncio.sleep(0.1)
+        try:
+            c = await SacClient.connect(served.url)
+        except (aiohttp.ClientError, OSError):
+            continue
+        break
+    else:
+        pytest.fail("gateway did not come back")
+    assert (await c.call("echo", "back")).text == "back"
+    assert (await c.call("where")).json["pid"] != old_pid
+    await c.close()
