@@ -14,6 +14,7 @@ import sys
 import sysconfig
 import threading
 import time
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,24 +50,34 @@ class Placement:
 
 
 def ship_app_code(spec: AppSpec) -> None:
-    """Pickle the app's own modules by value, so gateway actors on any node can run them.
+    """Pickle the app's own code by value, so gateway actors on any node can run it.
 
-    Modules of installed packages are left alone (every node imports them); any other
-    module holding a handler (a script, a test, an app in the current directory) is
-    registered with cloudpickle, top-level package first.
+    The app's code is every loaded module that lives in the folder of a module holding a
+    handler (the app module and its siblings: a script, a test, an app in the current
+    directory), unless it is an installed package (every node imports those itself).
     """
     from ray import cloudpickle
 
-    installed = {os.path.realpath(sysconfig.get_paths()[k]) for k in ("purelib", "platlib", "stdlib")}
-    handlers = [*spec.handlers.values(), spec.on_connect, spec.on_disconnect]
-    for fn in handlers:
+    installed = tuple(
+        os.path.realpath(sysconfig.get_paths()[k]) + os.sep for k in ("purelib", "platlib", "stdlib")
+    )
+    own = os.path.dirname(os.path.realpath(__file__)) + os.sep
+    folders: set[str] = set()
+    for fn in [*spec.handlers.values(), spec.on_connect, spec.on_disconnect]:
         name = getattr(fn, "__module__", None) or getattr(type(fn), "__module__", None)
-        if not name or name == "__main__" or name.startswith("sacsock_actors"):
+        file = getattr(sys.modules.get(name or ""), "__file__", None)
+        path = os.path.realpath(file) if file else ""
+        if path and not path.startswith(installed) and not path.startswith(own):
+            folders.add(os.path.dirname(path) + os.sep)
+    if not folders:
+        return
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if not file or not isinstance(module, types.ModuleType) or module.__name__ != name:
             continue
-        top = sys.modules.get(name.partition(".")[0])
-        location = os.path.realpath(getattr(top, "__file__", None) or "")
-        if top is not None and location and not any(location.startswith(p + os.sep) for p in installed):
-            cloudpickle.register_pickle_by_value(top)
+        path = os.path.realpath(file)
+        if name != "__main__" and path.startswith(tuple(folders)) and not path.startswith(installed):
+            cloudpickle.register_pickle_by_value(module)
 
 
 def alive_nodes() -> list[str]:
