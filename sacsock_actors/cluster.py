@@ -140,8 +140,8 @@ class ClusterRuntime:
         kwargs: dict[str, Any] = {"namespace": NAMESPACE, "logging_level": logging.WARNING}
         if runtime_env:
             kwargs["runtime_env"] = runtime_env
-        if address is None:
-            kwargs.update(include_dashboard=False)
+        if address is None:  # always a fresh local Ray, never someone else's cluster
+            kwargs.update(address="local", include_dashboard=False)
         else:
             kwargs["address"] = address
         ray.init(**kwargs)
