@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything the demo (--demo) or the whole test suite needs on a
+# fresh Debian machine: Python venv in .venv with the package, and for tests also
+# redis-server and Chromium (Debian packages) and the JS client's npm dev dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-all}
+
+sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+python=""
+for candidate in python3.12 python3.11 python3.10 python3; do
+  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+    python=$candidate; break
+  fi
+done
+[ -n "$python" ] || { echo "setup: Python >= 3.10 is needed" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+extras="redis"
+[ "$mode" = "--demo" ] || extras="test,redis,bench"
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e ".[$extras]"
+
+[ "$mode" = "--demo" ] && exit 0
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]} from Debian"
+  sudo_ apt-get update -q
+  sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+if command -v npm >/dev/null; then
+  (cd clientjs && npm ci --no-audit --no-fund --loglevel=error)
+else
+  echo "setup: npm not found; the JS client tests need Node.js >= 20" >&2
+  exit 1
+fi
