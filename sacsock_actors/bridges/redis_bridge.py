@@ -99,7 +99,9 @@ class RedisBridge(Bridge):
         start_wait: float = 10.0,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(_SCHEMES):
-            raise ConfigError(f"a Redis URL must start with redis://, rediss:// or unix://, got {mask_url(str(url))!r}")
+            raise ConfigError(
+                f"a Redis URL must start with redis://, rediss:// or unix://, got {mask_url(str(url))!r}"
+            )
         try:
             parse_url(url)
         except ValueError as exc:

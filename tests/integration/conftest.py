@@ -53,3 +53,73 @@ def serve(ray_session: None) -> Iterator[Any]:
     yield _serve
     for server in started:
         server.shutdown()
+
+
+# ---- a real redis-server for the Redis bridge tests ----------------------------------------
+
+
+class RedisServer:
+    """A ``redis-server`` subprocess on 127.0.0.1 that can be stopped and started again on
+    the same port (no persistence). ``url`` is its redis:// URL."""
+
+    def __init__(self, binary: str, port: int, workdir: str) -> None:
+        self.binary = binary
+        self.port = port
+        self.workdir = workdir
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.proc: Any = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        import subprocess
+        import time
+
+        assert self.proc is None, "already running"
+        log = open(f"{self.workdir}/redis-{self.port}.log", "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.workdir],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while not self.ping():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}; see {self.workdir}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"redis-server not answering on port {self.port}")
+            time.sleep(0.02)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        import subprocess
+
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+@pytest.fixture
+def redis_server(tmp_path: Any) -> Iterator[RedisServer]:
+    """A fresh redis-server for one test (skipped, saying why, when redis-server is absent)."""
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not on PATH (apt-get install redis-server) - Redis bridge tests skipped")
+    server = RedisServer(binary, free_port(), str(tmp_path))
+    server.start()
+    yield server
+    server.stop()
