@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--max-message-size", type=int, default=None, help="bytes (default 1 MiB)")
         p.add_argument("--allowed-origin", action="append", default=None,
                        help="origin allowed besides same-origin; repeat, or '*' for any")
+        p.add_argument("--redis", default=None, metavar="URL",
+                       help="federate over Redis (redis://[:password@]host:port/db or rediss://...)")
+        p.add_argument("--server-group", default=None, help="Redis bridge server group")
+        p.add_argument("--server-name", default=None, help="Redis bridge server name (default: random)")
         p.add_argument("-v", "--verbose", action="store_true")
 
     serve = sub.add_parser("serve", help="serve MODULE:ATTR (a SocketServer)")
@@ -79,6 +83,15 @@ def demo_dir() -> Path:
     return here
 
 
+def _redis_bridge(args: argparse.Namespace) -> Any:
+    try:
+        from .bridges import RedisBridge
+    except ImportError as exc:
+        raise ConfigError(f"--redis needs redis-py: pip install 'sacsock_actors[redis]' ({exc})") from None
+    kwargs = {"server_group": args.server_group} if args.server_group else {}
+    return RedisBridge(args.redis, server_name=args.server_name, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -95,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             server, _ = load_app(args.app)
             static = args.static
+        if args.redis:
+            server.set_multihome_backend(_redis_bridge(args))
         server.serve(
             host=args.host, port=args.port, path=args.path, gateways=args.gateways,
             static_dir=static, address=args.address, gateways_per_node=args.gateways_per_node,
