@@ -171,8 +171,8 @@ class RedisBridge(Bridge):
             socket_keepalive=True,
             retry=Retry(NoBackoff(), 0),  # we own reconnecting, and count it
         )
-        log.info("redis bridge %s: server %s in group %s, url %s",
-                 self.name, self.server_name, self.server_group, mask_url(self.url))
+        log.info("redis bridge: server %s in group %s, url %s",
+                 self.server_name, self.server_group, mask_url(self.url))
         self._task = asyncio.get_running_loop().create_task(self._run())
         try:
             await asyncio.wait_for(self._first_attempt.wait(), self.start_wait)
@@ -231,7 +231,8 @@ class RedisBridge(Bridge):
             except _TRANSPORT_ERRORS as exc:
                 log.debug("closing the redis client: %r", exc)
         self._connected = False
-        log.info("redis bridge %s stopped: %s", self.server_name, dict(self.stats()))
+        nonzero = {k: v for k, v in self.stats().items() if v}
+        log.info("redis bridge %s stopped: %s", self.server_name, nonzero)
 
     def stats(self) -> dict[str, Any]:
         out = {k: self.counts[k] for k in (

@@ -1,0 +1,128 @@
+"""examples/redis-multihome as its README runs it: two `sacsock serve --redis` processes, each
+with its own local Ray, federating through one real redis-server (with a password)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sacclient import SacClient
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis-multihome"
+PASSWORD = "cli-s3cret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sacsock_bin() -> str:
+    exe = Path(sys.executable).with_name("sacsock")
+    return str(exe) if exe.exists() else shutil.which("sacsock") or "sacsock"
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    from conftest import RedisServer  # tests/integration/conftest.py (pythonpath)
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not on PATH (apt-get install redis-server) - CLI Redis test skipped")
+    server = RedisServer(binary, free_port(), str(tmp_path))
+    server.start()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(f"CONFIG SET requirepass {PASSWORD}\r\n".encode())
+        assert s.recv(16).startswith(b"+OK")
+    yield f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0"
+    server.stop()
+
+
+class Instance:
+    """One `sacsock serve` process of the example; its output is collected by a thread."""
+
+    def __init__(self, name: str, port: int, url: str) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", INSTANCE=name)
+        env.pop("RAY_ADDRESS", None)
+        self.port = port
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sacsock_bin(), "serve", "app:server", "--static", "static", "--port", str(port),
+             "--redis", url, "--server-name", name],
+            cwd=EXAMPLE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self._reader.start()
+
+    async def ready(self, bound: float = 180.0) -> None:
+        """The "serving" line is printed once the gateways listen AND the bridge is wired."""
+        deadline = time.monotonic() + bound
+        while not any(line.startswith("sacsock: serving") for line in list(self.lines)):
+            if self.proc.poll() is not None:
+                self._reader.join(5)
+                raise AssertionError(f"sacsock exited early with {self.proc.returncode}:\n{self.output}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not serving within {bound} s:\n{self.output}")
+            await asyncio.sleep(0.2)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, bound: float = 60.0) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(bound)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(10)
+        return self.output
+
+
+async def test_two_instances_share_rooms_through_redis(redis_url):
+    instances = [Instance("one", free_port(), redis_url), Instance("two", free_port(), redis_url)]
+    clients: list[SacClient] = []
+    try:
+        for inst in instances:
+            await inst.ready()
+        for inst in instances:
+            clients.append(await SacClient.connect(f"http://127.0.0.1:{inst.port}/socket"))
+        a, b = clients
+        ha, hb = [(await c.recv_event("hello")).json for c in clients]
+        assert (ha["instance"], hb["instance"]) == ("one", "two")
+        for c in clients:
+            await c.emit("join", "lobby")
+            assert (await c.recv_event("joined")).text == "lobby"
+        await a.emit("message", json.dumps({"room": "lobby", "text": "hi from one"}))
+        for c in clients:
+            m = (await c.recv_event("message")).json
+            assert (m["instance"], m["text"]) == ("one", "hi from one")
+        await b.emit("dm", json.dumps({"to": ha["id"], "text": "psst"}))
+        assert (await a.recv_event("dm")).json["text"] == "psst"
+        await b.emit("announce", "all hands")
+        for c in clients:
+            assert (await c.recv_event("announcement")).json["instance"] == "two"
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{instances[0].port}/app.js") as r:
+            assert r.status == 200
+    finally:
+        for c in clients:
+            await c.close()
+        outs = [inst.stop() for inst in instances]
+    for inst, out in zip(instances, outs, strict=True):
+        assert inst.proc.returncode == 0, out
+        assert PASSWORD not in out
+    assert "redis://:***@127.0.0.1" in outs[0] + outs[1]
