@@ -183,13 +183,24 @@ class Hub:
     # ---- writing ---------------------------------------------------------------------------
 
     def _deliver(self, sessions: Any, wire: bytes) -> None:
+        """Queue the same frame bytes for every session (hot path: no per-member await)."""
+        dirty = self._dirty
+        count = 0
         for session in sessions:
-            self._queue(session, wire)
+            session.pending.append(wire)
+            dirty.add(session)
+            count += 1
+        if count:
+            self.stats["frames_out"] += count
+            self._schedule_flush()
 
     def _queue(self, session: Session, wire: bytes) -> None:
         session.pending.append(wire)
         self._dirty.add(session)
         self.stats["frames_out"] += 1
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
