@@ -14,8 +14,9 @@ Behaviour the caller can rely on:
   background task keeps (re)connecting with capped exponential backoff (with jitter) and
   resubscribes after Redis restarts, without restarting anything else.
 - ``publish()`` sends a batch of casts in ONE pipelined round trip and never waits longer
-  than ``publish_timeout``. While Redis is down (from the moment the subscriber notices
-  until it has resubscribed) casts are dropped and counted in ``dropped_while_down``, not
+  than ``publish_timeout``. While Redis is down (from the moment the subscriber notices, or
+  a publish fails or times out, until the subscriber has reconnected and resubscribed)
+  casts are dropped at once and counted in ``dropped_while_down``, not
   buffered: like upstream, the fleet is best-effort, and replaying stale casts after an
   outage would be worse than missing them. Local delivery is never affected.
 - Incoming messages that are invalid (``redis_codec.REASONS``) are logged (rate-limited)
@@ -134,6 +135,7 @@ class RedisBridge(Bridge):
         self._ever_connected = False
         self._stopping: asyncio.Event | None = None
         self._first_attempt: asyncio.Event | None = None
+        self._kick = False  # a publish failed: the subscriber reconnects too
         self._throttle = _Throttle()
 
     # the bridge is pickled into its actor: only the configuration travels
@@ -206,6 +208,10 @@ class RedisBridge(Bridge):
         except _TRANSPORT_ERRORS as exc:
             self.counts["publish_errors"] += 1
             self.counts["dropped_while_down"] += sent
+            # Redis is gone or too slow to count on: drop further casts at once (instead of
+            # each waiting publish_timeout) until the subscriber has reconnected
+            self._connected = False
+            self._kick = True
             self._throttle.log(logging.WARNING, "publish", "redis bridge: publishing %d casts failed: %r",
                                sent, exc)
         finally:
@@ -255,7 +261,7 @@ class RedisBridge(Bridge):
             pubsub = self._client.pubsub()
             try:
                 await asyncio.wait_for(self._subscribe(pubsub), self.connect_timeout)
-                self._connected = True
+                self._connected, self._kick = True, False
                 if self._ever_connected:
                     self.counts["reconnects"] += 1
                     log.warning("redis bridge: reconnected to %s and resubscribed", mask_url(self.url))
@@ -304,6 +310,8 @@ class RedisBridge(Bridge):
         last_heard = time.monotonic()
         pinged_at: float | None = None
         while not self._stopping.is_set():  # type: ignore[union-attr]
+            if self._kick:
+                raise ConnectionError("publishing failed")
             msg = await pubsub.get_message(timeout=1.0)
             now = time.monotonic()
             if msg is None:

@@ -441,3 +441,26 @@ async def test_password_is_never_logged(redis_server, caplog):
     text = caplog.text
     assert "redis://:***@127.0.0.1" in text and "dropped an invalid message" in text
     assert "s3cret-pw" not in text and "wr0ng-pw" not in text
+
+
+async def test_publish_never_waits_longer_than_its_timeout(redis_server):
+    got: list[Cast] = []
+    bridge = RedisBridge(redis_server.url, server_name="slow", publish_timeout=1.0, reconnect_max=0.5)
+    await bridge.start(got.append)
+    assert bridge.connected
+    admin = redis_asyncio.from_url(redis_server.url)
+    await admin.execute_command("CLIENT", "PAUSE", "4000", "ALL")  # Redis answers nobody for 4 s
+    began = time.monotonic()
+    await bridge.publish([Cast("r", "e", "S", b"1"), Cast(None, "e", "S", b"2")])
+    assert time.monotonic() - began < 3
+    await bridge.publish([Cast(None, "e", "S", b"3")])  # dropped at once: known down
+    assert time.monotonic() - began < 3
+    s = bridge.stats()
+    assert (s["dropped_while_down"], s["publish_errors"], s["published"]) == (3, 1, 0)
+
+    await eventually(lambda: bridge.connected, what="reconnected after the pause")
+    await bridge.publish([Cast(None, "e", "S", b"4")])
+    s = bridge.stats()
+    assert s["published"] == 1 and s["reconnects"] >= 1
+    await bridge.shutdown()
+    await admin.aclose()
