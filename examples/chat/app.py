@@ -3,7 +3,7 @@
     cd examples/chat && sacsock serve app:server --static static     # or: sacsock demo
     open http://127.0.0.1:8080/
 
-Events from the browser (payloads are what static/chat.js sends):
+On connect the server sends "rooms". Events from the browser (payloads as static/chat.js sends them):
 
     hello    "<name>"                     set your display name; answered with "welcome"
     rooms    ""                           answered with "rooms": [{name, count}]
@@ -208,6 +208,11 @@ async def message(socket, data: bytes):
     stamp = int(time.time() * 1000)
     out = {"room": room, "id": socket.id, "name": name, "text": text[:MAX_TEXT], "ts": stamp}
     socket.roomcast(room, "message", out)
+
+
+@server.on_connect
+async def arrived(socket):
+    socket.emit("rooms", await call("room_list"))
 
 
 @server.on_disconnect

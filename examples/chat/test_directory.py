@@ -1,6 +1,13 @@
-"""The chat example's Directory (plain Python). Run: pytest examples/chat"""
+"""The chat example's Directory (plain Python, no Ray). Run: pytest examples/chat"""
 
-from app import DEFAULT_ROOMS, Directory, clean_room
+import importlib.util
+from pathlib import Path
+
+# Loaded under its own name: other examples have an app.py too.
+_spec = importlib.util.spec_from_file_location("chat_example_app", Path(__file__).with_name("app.py"))
+chat = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(chat)
+DEFAULT_ROOMS, Directory, clean_room = chat.DEFAULT_ROOMS, chat.Directory, chat.clean_room
 
 
 def test_join_leave_and_versions():

@@ -1,4 +1,4 @@
-// The chat example (examples/chat) in two browser pages: both join a room, one writes,
+// The chat example (examples/chat, served with --gateways 2) in two browser pages: both join a room, one writes,
 // the other sees it. Saves a screenshot to test/artifacts/chat.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +11,14 @@ let server;
 let browser;
 
 before(async () => {
-  server = await startServer({ appDir: join(repoRoot, 'examples', 'chat'), app: 'app:server', staticDir: 'static' });
+  // Two gateways: the pages may land on different ones (SO_REUSEPORT), as in production.
+  server = await startServer({
+    appDir: join(repoRoot, 'examples', 'chat'),
+    app: 'app:server',
+    staticDir: 'static',
+    extraArgs: ['--gateways', '2'],
+    logName: 'chat-server',
+  });
   console.log(`# chat example ready on ${server.url} after ${server.startupMs} ms`);
   browser = await launchBrowser();
 });
@@ -51,7 +58,7 @@ test('two people chat in a room', async () => {
     .locator('#room-list li[data-room="lobby"] .badge', { hasText: '2' })
     .waitFor({ timeout: WAIT });
 
-  const text = 'Hello Grace! Messages fan out through Ray actors 🚀';
+  const text = 'Hello Grace! Messages fan out through Ray actors ✓ Grüße';
   await ada.fill('#text', text);
   await ada.click('#send');
   const seen = grace.locator('#messages .message', { hasText: text });

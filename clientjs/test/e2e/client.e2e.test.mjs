@@ -2,8 +2,11 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { e2eDir, startServer, launchBrowser } from './harness.mjs';
 
+const execFileAsync = promisify(execFile);
 const appDir = join(e2eDir, 'app');
 const WAIT = 15_000; // bound for one event to arrive (generous; typical is milliseconds)
 const RESTART_WAIT = 90_000; // bound for a reconnect across a server restart (Ray cold start)
@@ -12,7 +15,7 @@ let server;
 let browser;
 let page;
 
-const serve = (port) => startServer({ appDir, app: 'e2e_app:server', staticDir: 'static', port });
+const serve = (port) => startServer({ appDir, app: 'e2e_app:server', staticDir: 'static', port, logName: 'e2e-server' });
 
 // Run fn(args) in the page.
 const inPage = (fn, args) => page.evaluate(fn, args);
@@ -25,6 +28,7 @@ const stateOf = (name) => inPage((n) => T.clients[n].ss.state, name);
 const ready = (name) => inPage((n) => T.clients[n].ss.ready().then(() => T.clients[n].ss.state), name);
 
 const ALL = ['welcome', 'echo', 'echobin', 'echojson', 'joined', 'left', 'roomcast', 'broadcast', 'socketcast'];
+const WATCHER = [...ALL, 'gone']; // client a also hears about disconnects
 
 before(async () => {
   server = await serve();
@@ -56,7 +60,7 @@ describe('against a real server', () => {
 
   test('connect: emits before open are queued, onConnect runs, ready() resolves', async () => {
     for (const name of ['a', 'b', 'c']) {
-      await connect(name, ALL);
+      await connect(name, name === 'a' ? WATCHER : ALL);
       // emitted at once, while still connecting: queued, then sent on open
       assert.equal(await emit(name, 'echo', 'queued-' + name), true);
     }
@@ -155,6 +159,7 @@ describe('against a real server', () => {
     await emit('c', 'kick', '');
     const welcome = await take('c', 'welcome');
     assert.notEqual(welcome.value, ids.c);
+    assert.equal((await take('a', 'gone')).value, ids.c, 'the server ran on_disconnect');
     assert.deepEqual(await inPage(() => T.clients.c.disconnects), [1000]);
     assert.equal(await inPage(() => T.clients.c.connects), 2);
     ids.c = welcome.value;
@@ -188,6 +193,7 @@ describe('against a real server', () => {
     assert.equal(result.connects, 2);
     assert.equal(result.emitted, false);
     assert.deepEqual(await pending('c'), []);
+    assert.equal((await take('a', 'gone')).value, ids.c, 'the server saw the close');
   });
 
   test('an event name with 0x01/0x02 or an empty one throws in the browser', async () => {
@@ -202,6 +208,22 @@ describe('against a real server', () => {
       })
     );
     for (const e of errors) assert.match(e, /^TypeError: sacsock: event name/);
+  });
+
+  test('the ESM build works in Node with its own WebSocket', async () => {
+    const flags = process.allowedNodeEnvironmentFlags.has('--experimental-websocket') && typeof WebSocket !== 'function'
+      ? ['--experimental-websocket']
+      : [];
+    const wsUrl = server.url.replace('http:', 'ws:') + '/socket';
+    const { stdout } = await execFileAsync(process.execPath, [...flags, join(e2eDir, 'node-client.mjs'), wsUrl], {
+      timeout: 30_000,
+    });
+    const got = JSON.parse(stdout.trim().split('\n').pop());
+    assert.match(got.welcome, /^[A-Za-z0-9+/]{32}$/);
+    assert.equal(got.echo, 'from node ✓');
+    assert.equal(got.echobin, '0002ff');
+    assert.deepEqual(got.echojson, { node: true });
+    assert.equal((await take('a', 'gone')).value, got.welcome, 'and it closed');
   });
 
   test('reconnect after the server stops and starts again on the same port', async () => {

@@ -3,7 +3,7 @@
 //   SACSOCK_BIN    the sacsock executable (default: `sacsock` on PATH)
 //   CHROMIUM_BIN   the browser (default: /usr/bin/chromium); nothing is ever downloaded
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -34,17 +34,23 @@ export function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Start `sacsock serve <app> --port <port> --static <staticDir>` with cwd = appDir and wait
- * until GET /sacsock.js answers 200. Returns {port, url, stop(), output()}.
+ * Start `sacsock serve <app> --port <port> --static <staticDir> ...extraArgs` with cwd = appDir and wait
+ * until GET /sacsock.js answers 200. Returns {port, url, stop(), output(), logFile}.
  */
-export async function startServer({ appDir, app, staticDir, port }) {
+export async function startServer({ appDir, app, staticDir, port, extraArgs = [], logName }) {
   port = port || (await freePort());
   const bin = process.env.SACSOCK_BIN || 'sacsock';
   const args = ['serve', app, '--host', '127.0.0.1', '--port', String(port)];
   if (staticDir) args.push('--static', staticDir);
+  args.push(...extraArgs);
   const child = spawn(bin, args, { cwd: appDir, stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
   let log = '';
+  // The server's output also goes to test/artifacts/<logName>.log, to read after a failure.
+  const logFile = logName ? artifactPath(logName + '.log') : null;
+  const sink = logFile ? createWriteStream(logFile, { flags: 'a' }) : null;
+  sink?.write(`\n=== ${new Date().toISOString()} ${bin} ${args.join(' ')} (cwd ${appDir})\n`);
   const keep = (chunk) => {
+    sink?.write(chunk);
     log += chunk;
     if (log.length > 200_000) log = log.slice(-100_000);
   };
@@ -52,7 +58,10 @@ export async function startServer({ appDir, app, staticDir, port }) {
   child.stderr.setEncoding('utf8').on('data', keep);
   let exited = null;
   const exit = new Promise((resolve) => {
-    child.on('exit', (code, signal) => resolve((exited = { code, signal })));
+    child.on('exit', (code, signal) => {
+      sink?.end(`=== exit ${JSON.stringify({ code, signal })}\n`);
+      resolve((exited = { code, signal }));
+    });
     child.on('error', (err) => {
       keep(String(err) + '\n');
       resolve((exited = { code: null, signal: null, error: err }));
@@ -83,6 +92,7 @@ export async function startServer({ appDir, app, staticDir, port }) {
     url,
     pid: child.pid,
     startupMs: Date.now() - started,
+    logFile,
     output: () => log,
     /** SIGTERM, then wait for the process to exit (SIGKILL after a generous bound). */
     async stop() {

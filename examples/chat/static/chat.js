@@ -33,8 +33,7 @@
     state.connects++;
     state.members.clear(); // a new server may restart its version counters
     setStatus('open', 'online');
-    ss.emit('hello', state.me.name);
-    ss.emit('rooms', '');
+    ss.emit('hello', state.me.name); // the server sent "rooms" already
     state.joined.forEach((room) => ss.emit('join', room));
     if (state.connects > 1) systemLine('reconnected');
   });

@@ -18,6 +18,11 @@ def welcome(socket):
     socket.emit("welcome", socket.id)
 
 
+@server.on_disconnect
+def gone(socket):
+    socket.broadcast("gone", socket.id)
+
+
 @server.on("echo")
 def echo(socket, data: bytes):
     socket.emit("echo", data.decode("utf-8"))
