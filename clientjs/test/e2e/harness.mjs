@@ -57,8 +57,12 @@ export async function startServer({ appDir, app, staticDir, port, extraArgs = []
   child.stdout.setEncoding('utf8').on('data', keep);
   child.stderr.setEncoding('utf8').on('data', keep);
   let exited = null;
+  // If this test process dies first (a crash, Ctrl-C), do not leave the server running.
+  const orphanGuard = () => child.kill('SIGTERM');
+  process.on('exit', orphanGuard);
   const exit = new Promise((resolve) => {
     child.on('exit', (code, signal) => {
+      process.off('exit', orphanGuard);
       sink?.end(`=== exit ${JSON.stringify({ code, signal })}\n`);
       resolve((exited = { code, signal }));
     });
