@@ -127,7 +127,6 @@ def channel_for(cast: Cast, chans: Channels) -> str:
 # ---- decoding ------------------------------------------------------------------------------
 
 _FIELDS = {"d", "e", "r", "p", "s"}
-_B64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
 
 def _no_constants(name: str) -> Any:
@@ -165,13 +164,15 @@ def _fields(raw: bytes | str) -> dict[str, Any]:
 
 
 def _b64decode(text: str) -> bytes:
-    data = text.encode("ascii", "replace").replace(b"\r", b"").replace(b"\n", b"")  # Go skips CR/LF
-    if not _B64.fullmatch(data):
+    """Go's ``base64.StdEncoding.DecodeString``: std alphabet, padded, CR/LF skipped."""
+    data = text.encode("ascii", "replace").replace(b"\r", b"").replace(b"\n", b"")
+    body = data.rstrip(b"=")
+    if len(data) % 4 or len(data) - len(body) > 2 or b"=" in body:
         raise InvalidMessage("bad_base64", f"p is not standard base64 with padding: {text[:40]!r}")
     try:
-        return base64.b64decode(data, validate=True)
-    except binascii.Error as exc:  # pragma: no cover - the pattern already rules this out
-        raise InvalidMessage("bad_base64", str(exc)) from None
+        return base64.b64decode(data, validate=True)  # and only the std alphabet
+    except binascii.Error:
+        raise InvalidMessage("bad_base64", f"p is not standard base64 with padding: {text[:40]!r}") from None
 
 
 def decode_message(raw: bytes | str, *, roomcast: bool) -> Transmission:
