@@ -126,9 +126,6 @@ class Foreign:
     async def publish(self, channel: str, message: str | bytes) -> None:
         await self.r.publish(channel, message)
 
-    async def subscribers(self) -> int:
-        return sum(n for _, n in await self.r.pubsub_numsub(*CH))
-
     async def close(self) -> None:
         await self.pubsub.aclose()
         await self.r.aclose()
