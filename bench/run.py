@@ -716,7 +716,8 @@ def table(rows: list[Row], rat: list[dict]) -> str:
             if r.scenario == "rooms":
                 thr += f" ({fmt_rate(m['deliveries_per_s'])} deliv/s)"
             if "rate_msgs_per_s" in r.extra:
-                thr += f" @ {r.extra['rate_msgs_per_s']:.0f} msg/s" + (
+                rate = r.extra["rate_msgs_per_s"]
+                thr += (f" @ {rate:.0f} msg/s" if rate >= 10 else f" @ {rate:.1f} msg/s") + (
                     " (lowered)" if r.extra.get("rate_lowered_to_half_own_max") else "")
         errs = f"{m['missing']}/{m['duplicates']}/{m['out_of_order']}" if "missing" in m else "-"
         cpu = r.server_cpu.get("total")
@@ -886,7 +887,7 @@ def main() -> int:
             except ImportError:
                 log(f"\nwrote {bench.results / 'latest.json'} (no chart: pip install matplotlib)")
         full = not (args.quick or args.smoke or args.only or args.servers != ",".join(SERVER_ORDER))
-        if rows and (args.readme or full):
+        if rows and (args.readme or (full and bench.results == (BENCH / "results").resolve())):
             update_readme((bench.results / "results.md").read_text().strip()
                           + "\n\n![benchmark chart](results/bench.png)")
     return 0
