@@ -129,7 +129,6 @@ class ClusterRuntime:
             gid: self._make_gateway(gid, p) for gid, p in zip(self.gateway_ids, placements, strict=True)
         }
         self.bridges: list[Any] = []
-        self._pids: dict[str, int] = {}
         self._stop = threading.Event()
         self._caster = _DriverCaster(self.gateways[self.gateway_ids[0]])
         self._supervisor: threading.Thread | None = None
@@ -161,22 +160,32 @@ class ClusterRuntime:
             opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(placement.node_id, soft=False)
         return _Gateway.options(**opts).remote(self.spec, config)
 
-    def start(self, timeout: float = 120.0) -> list[dict[str, Any]]:
-        """Start every gateway and wire them together; returns each gateway's info."""
-        infos = ray.get([g.start.remote() for g in self.gateways.values()], timeout=timeout)
-        ray.get([g.set_gateways.remote(self.gateways) for g in self.gateways.values()], timeout=timeout)
-        self._pids = {i["gateway_id"]: i["pid"] for i in infos}
+    def start(self, bridges: list[Any], timeout: float = 120.0) -> list[dict[str, Any]]:
+        """Start the bridges' actors and every gateway; returns each gateway's info.
+
+        Gateways learn every gateway and bridge before they listen, so no cast made by an
+        early socket misses a peer or a bridge.
+        """
+        actors = [self._make_bridge(b) for b in bridges]
+        infos = ray.get(
+            [g.start.remote(self.gateways, actors) for g in self.gateways.values()], timeout=timeout
+        )
+        ray.get([a.start.remote() for a in actors], timeout=timeout)
+        self.bridges.extend(actors)
         self._supervisor = threading.Thread(target=self._supervise, name="sacsock-supervisor", daemon=True)
         self._supervisor.start()
         return infos
 
-    def add_bridge(self, bridge: Any, timeout: float = 60.0) -> None:
-        """Run ``bridge`` in its own actor and have every gateway publish to it."""
-        name = f"{self.token}:bridge:{len(self.bridges)}"
+    def _make_bridge(self, bridge: Any) -> Any:
+        name = f"{self.token}:bridge:{secrets.token_hex(4)}"
         first_gateway = f"{self.token}:gw:{self.gateway_ids[0]}"
-        actor = _Bridge.options(name=name, namespace=NAMESPACE, **ACTOR_OPTIONS).remote(
+        return _Bridge.options(name=name, namespace=NAMESPACE, **ACTOR_OPTIONS).remote(
             bridge, first_gateway, NAMESPACE
         )
+
+    def add_bridge(self, bridge: Any, timeout: float = 60.0) -> None:
+        """While serving: run ``bridge`` in its own actor and have every gateway publish to it."""
+        actor = self._make_bridge(bridge)
         ray.get(actor.start.remote(), timeout=timeout)
         self.bridges.append(actor)
         ray.get([g.set_bridges.remote(self.bridges) for g in self.gateways.values()], timeout=timeout)
@@ -184,24 +193,13 @@ class ClusterRuntime:
     def _supervise(self) -> None:
         """Restart a gateway's listener, or a bridge, after Ray restarted its process."""
         while not self._stop.wait(1.0):
-            for bridge in list(self.bridges):
+            calls = [g.start.remote(self.gateways, list(self.bridges)) for g in self.gateways.values()]
+            calls += [b.start.remote() for b in self.bridges]
+            for call in calls:
                 try:
-                    ray.get(bridge.start.remote(), timeout=30)
-                except Exception as exc:  # noqa: BLE001 - restarting actor; next round
-                    log.debug("bridge not ready: %r", exc)
-            for gid, gw in self.gateways.items():
-                if self._stop.is_set():
-                    return
-                try:
-                    info = ray.get(gw.start.remote(), timeout=30)
-                    if info["pid"] != self._pids.get(gid):
-                        log.warning("gateway %s restarted (pid %s); rewiring it", gid, info["pid"])
-                        ray.get(gw.set_gateways.remote(self.gateways), timeout=30)
-                        if self.bridges:
-                            ray.get(gw.set_bridges.remote(self.bridges), timeout=30)
-                        self._pids[gid] = info["pid"]
-                except Exception as exc:  # noqa: BLE001 - restarting actor; next round
-                    log.debug("gateway %s not ready: %r", gid, exc)
+                    ray.get(call, timeout=30)
+                except Exception as exc:  # noqa: BLE001 - a restarting actor; next round
+                    log.debug("actor not ready: %r", exc)
 
     def cast(self, op: tuple) -> None:
         """A cast from the driver, routed by the first gateway as if it started there."""

@@ -137,9 +137,7 @@ class SocketServer:
                 address=address, runtime_env=runtime_env,
             )
             try:
-                infos = runtime.start()
-                for bridge in self._bridges:
-                    runtime.add_bridge(bridge)
+                infos = runtime.start(self._bridges)
             except BaseException:
                 runtime.stop()
                 raise

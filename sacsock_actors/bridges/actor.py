@@ -51,7 +51,7 @@ class BridgeActor:
             log.warning("%s: dropped a message that cannot be framed: %s", self.bridge.name, exc)
             return
         assert self._to_cluster is not None
-        self.counts["delivered"] += 1
+        self.counts["to_cluster"] += 1
         if cast.room is None:
             self._to_cluster.put(("origin_all", frame, False))
         else:
@@ -63,7 +63,7 @@ class BridgeActor:
             Cast.from_frame(op[1], op[2]) if op[0] == "room" else Cast.from_frame(None, op[1])
             for op in ops
         ]
-        self.counts["published"] += len(casts)
+        self.counts["from_cluster"] += len(casts)
         try:
             await self.bridge.publish(casts)
         except Exception:  # noqa: BLE001 - counted; the bridge reconnects by itself

@@ -131,12 +131,16 @@ class GatewayActor:
         self._epochs: dict[int, str] = {}
         self._tasks: list[asyncio.Task] = []
 
-    async def start(self) -> dict[str, Any]:
-        """Bind the port (shared with other gateways of this node) and join the cluster."""
+    async def start(self, gateways: dict[str, Any], bridges: list[Any]) -> dict[str, Any]:
+        """Join the cluster (every gateway, bridge and shard known), then bind the port,
+        shared with the other gateways of this node. Idempotent: the driver calls it again
+        after Ray restarted this actor."""
         if self.runner is not None:
             return self.info()
         cfg = self.config
         self.links = _RayLinks(self, cfg)
+        self.links.set_gateways(gateways)
+        self.links.set_bridges(bridges)
         opts = self.spec.options
         self.hub = Hub(
             self.links,
@@ -165,10 +169,6 @@ class GatewayActor:
             "host": _stdsocket.gethostname(),
             "started": self.runner is not None,
         }
-
-    async def set_gateways(self, handles: dict[str, Any]) -> None:
-        assert self.links is not None, "start() first"
-        self.links.set_gateways(handles)
 
     async def set_bridges(self, handles: list[Any]) -> None:
         assert self.links is not None, "start() first"

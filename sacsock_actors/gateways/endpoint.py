@@ -45,6 +45,7 @@ class Endpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._closing: set[asyncio.Task] = set()
+        self._async: dict[Any, bool] = {}  # is_async per handler (inspect is slow per message)
 
     def make_app(self) -> web.Application:
         self._loop = asyncio.get_running_loop()
@@ -135,7 +136,13 @@ class Endpoint:
     async def _run(self, fn: Handler, *args: Any) -> None:
         """Run a handler: async ones on the loop, plain ones in the pool. Never raises."""
         try:
-            if is_async(fn):
+            try:
+                run_async = self._async[fn]
+            except KeyError:
+                run_async = self._async[fn] = is_async(fn)
+            except TypeError:  # an unhashable callable object
+                run_async = is_async(fn)
+            if run_async:
                 await fn(*args)
             else:
                 await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
