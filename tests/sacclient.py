@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import socket
+import sys
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import aiohttp
@@ -95,3 +99,16 @@ class SacClient:
     async def close(self) -> None:
         await self.ws.close()
         await self._session.close()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sacsock_bin() -> str:
+    """The `sacsock` command of the running interpreter's environment."""
+    exe = Path(sys.executable).with_name("sacsock")
+    return str(exe) if exe.exists() else shutil.which("sacsock") or "sacsock"

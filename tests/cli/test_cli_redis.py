@@ -10,28 +10,16 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
-from sacclient import SacClient
+from sacclient import SacClient, free_port, sacsock_bin
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis-multihome"
 PASSWORD = "cli-s3cret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sacsock_bin() -> str:
-    exe = Path(sys.executable).with_name("sacsock")
-    return str(exe) if exe.exists() else shutil.which("sacsock") or "sacsock"
 
 
 @pytest.fixture

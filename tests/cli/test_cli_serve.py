@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
-from sacclient import SacClient
+from sacclient import SacClient, free_port, sacsock_bin
 
 APP = '''
 from sacsock_actors import SocketServer
@@ -34,17 +31,6 @@ async def join(socket, data):
 '''
 
 SHOUT = "def shout(text):\n    return text.upper() + '!'\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sacsock_bin() -> str:
-    exe = Path(sys.executable).with_name("sacsock")
-    return str(exe) if exe.exists() else shutil.which("sacsock") or "sacsock"
 
 
 async def wait_http(url: str, proc: subprocess.Popen, bound: float = 120.0) -> float:

@@ -9,14 +9,9 @@ from typing import Any
 
 import pytest
 import ray
+from sacclient import free_port
 
 from sacsock_actors import SocketServer
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -43,7 +43,8 @@ async def close_all(groups) -> None:
 
 @pytest.fixture(scope="module")
 def two(ray_session):
-    from conftest import Served, free_port
+    from conftest import Served
+    from sacclient import free_port
 
     server = build()
     port = free_port()

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def served(ray_session):
-    from conftest import Served, free_port
+    from conftest import Served
+    from sacclient import free_port
 
     server = build(max_message_size=4096)
     port = free_port()

@@ -7,21 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 import pytest
 import ray
 from ray.cluster_utils import Cluster
-from sacclient import SacClient
+from sacclient import SacClient, free_port
 
 from sacsock_actors import SocketServer
 from sacsock_actors.cluster import Placement
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build() -> SocketServer:
