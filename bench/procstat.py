@@ -23,6 +23,7 @@ class Proc:
     cpu_s: float
     pss_kb: int
     rss_kb: int
+    uss_kb: int
 
 
 def _children_map() -> dict[int, list[int]]:
@@ -77,20 +78,22 @@ def role_of(pid: int, named: dict[int, str]) -> str:
     return "other:" + (cmd.split(" ")[0].rsplit("/", 1)[-1] or str(pid))
 
 
-def read_proc(pid: int) -> tuple[float, int, int] | None:
+def read_proc(pid: int) -> tuple[float, int, int, int] | None:
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
         fields = stat[stat.rfind(")") + 2 :].split()
         cpu = (int(fields[11]) + int(fields[12])) / TICK
-        pss = rss = 0
+        pss = rss = uss = 0
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
                 if line.startswith("Pss:"):
                     pss = int(line.split()[1])
                 elif line.startswith("Rss:"):
                     rss = int(line.split()[1])
-        return cpu, pss, rss
+                elif line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    uss += int(line.split()[1])
+        return cpu, pss, rss, uss
     except (OSError, ValueError, IndexError):
         return None
 
@@ -121,14 +124,17 @@ def cpu_delta(before: dict[int, Proc], after: dict[int, Proc]) -> dict[str, floa
 
 
 def memory(snap: dict[int, Proc]) -> dict[str, dict[str, int]]:
-    """PSS and RSS in KiB per role, plus ``total``."""
+    """PSS, RSS and USS (private pages) in KiB per role, plus ``total``.
+
+    To count new memory across several processes, add USS deltas: a PSS delta also moves
+    when pages merely change how many processes share them (a Ray worker exiting raises
+    every other process' PSS without a byte allocated).
+    """
     out: dict[str, dict[str, int]] = {}
+    keys = ("pss_kb", "rss_kb", "uss_kb")
     for p in snap.values():
-        m = out.setdefault(p.role, {"pss_kb": 0, "rss_kb": 0})
-        m["pss_kb"] += p.pss_kb
-        m["rss_kb"] += p.rss_kb
-    out["total"] = {
-        "pss_kb": sum(p.pss_kb for p in snap.values()),
-        "rss_kb": sum(p.rss_kb for p in snap.values()),
-    }
+        m = out.setdefault(p.role, dict.fromkeys(keys, 0))
+        for k in keys:
+            m[k] += getattr(p, k)
+    out["total"] = {k: sum(getattr(p, k) for p in snap.values()) for k in keys}
     return out

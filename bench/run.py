@@ -328,7 +328,8 @@ def print_row(row: Row) -> None:
     if row.scenario == "idle":
         log(f"{row.scenario:<7} {row.variant:<22} {row.server:<17} "
             f"gateway {row.extra['gateway_kib_per_conn']:.1f} KiB/conn, all server processes "
-            f"{row.extra['total_kib_per_conn']:.1f} KiB/conn ({m.get('conns')} conns, PSS)")
+            f"{row.extra['total_kib_per_conn']:.1f} KiB/conn ({m.get('conns')} conns; PSS of the gateway, "
+            "USS sum of all)")
         return
     errs = ""
     if "missing" in m:
@@ -439,10 +440,12 @@ class Bench:
         gw_roles = [r for r in after if r in ("gateway", "server")]
         gw_delta = sum(after[r]["pss_kb"] - before.get(r, {"pss_kb": 0})["pss_kb"] for r in gw_roles)
         gw_rss = sum(after[r]["rss_kb"] - before.get(r, {"rss_kb": 0})["rss_kb"] for r in gw_roles)
-        total_delta = after["total"]["pss_kb"] - before["total"]["pss_kb"]
+        gw_uss = sum(after[r]["uss_kb"] - before.get(r, {"uss_kb": 0})["uss_kb"] for r in gw_roles)
+        total_delta = after["total"]["uss_kb"] - before["total"]["uss_kb"]
         self.add(Row("idle", f"{n} sockets", server.label, {**lg.ready, **got}, extra={
             "gateway_kib_per_conn": gw_delta / conns, "gateway_rss_kib_per_conn": gw_rss / conns,
-            "total_kib_per_conn": total_delta / conns, "memory_before": before, "memory_after": after,
+            "gateway_uss_kib_per_conn": gw_uss / conns, "total_kib_per_conn": total_delta / conns,
+            "memory_before": before, "memory_after": after,
         }))
 
     def echo(self, servers: dict[str, Server]) -> None:
@@ -691,7 +694,7 @@ def targets(rows: list[Row], k: int = 1000) -> list[dict]:
     idle = next((r for r in rows if r.scenario == "idle" and r.server == SACSOCK), None)
     check("idle memory per connection, gateway process (KiB)",
           idle.extra["gateway_kib_per_conn"] if idle else None, "<=", 16.0,
-          f"PSS delta of the gateway process; all server processes "
+          f"PSS delta of the gateway process; USS delta of all server processes "
           f"{idle.extra['total_kib_per_conn']:.1f} KiB" if idle else "")
     eo, eb = find("echo", "50 clients", SACSOCK), find("echo", "50 clients", BASELINE)
     check("echo round trips/s vs baseline",
@@ -783,6 +786,8 @@ def chart(rows: list[Row], path: Path) -> None:
         ax.set_xticks(range(len(keys)))
         ax.set_xticklabels([f"{a}\n{b}" for a, b in keys], fontsize=8)
         ax.set_yscale("log")
+        top = ax.get_ylim()[1]
+        ax.set_ylim(top=top * 6)  # room for the value labels
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("per second (log)\ndeliveries; echo: round trips")
     axes[0].set_title("Throughput: deliveries/s (fan-out, cross-gateway, many rooms), round trips/s (echo)")
@@ -799,7 +804,8 @@ def chart(rows: list[Row], path: Path) -> None:
                 f"{r.extra['total_kib_per_conn']:.1f}", va="center", fontsize=8)
     ax.set_yticks(range(len(idle)))
     ax.set_yticklabels([r.server for r in idle], fontsize=8)
-    ax.set_xlabel("idle memory per connection, KiB (PSS delta: gateway process solid, all processes light)")
+    ax.set_xlabel("idle memory per connection, KiB (gateway process: PSS delta, solid; "
+                  "all server processes: USS delta, light)")
     del cross
     fig.tight_layout()
     fig.savefig(path, dpi=90)
