@@ -46,6 +46,8 @@ class Endpoint:
         self._loop_thread = 0
         self._closing: set[asyncio.Task] = set()
         self._async: dict[Any, bool] = {}  # is_async per handler (inspect is slow per message)
+        # events whose handler is async: the message loop awaits those directly
+        self._async_events = frozenset(e for e, fn in spec.handlers.items() if is_async(fn))
 
     def make_app(self) -> web.Application:
         self._loop = asyncio.get_running_loop()
@@ -103,6 +105,7 @@ class Endpoint:
             # The message loop, inline: a separate coroutine would keep one more frame
             # (~0.3 KiB) alive per connected socket.
             handlers = self.spec.handlers
+            async_events = self._async_events
             stats = self.hub.stats
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
@@ -126,7 +129,13 @@ class Endpoint:
                     stats["unknown_events"] += 1
                     log.debug("socket %s: no handler for %r", session.id, inbound.event)
                     continue
-                await self._run(handler, socket, inbound.payload)
+                if inbound.event in async_events:  # as _run does, minus one coroutine per message
+                    try:
+                        await handler(socket, inbound.payload)
+                    except Exception:  # noqa: BLE001 - logged with its traceback by _failed
+                        self._failed(handler)
+                else:
+                    await self._run(handler, socket, inbound.payload)
                 if session.closed:
                     break
         finally:
@@ -146,9 +155,13 @@ class Endpoint:
                 await fn(*args)
             else:
                 await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
-        except Exception:
-            self.hub.stats["handler_errors"] += 1
-            log.exception("handler %s raised; the socket stays open", getattr(fn, "__name__", fn))
+        except Exception:  # noqa: BLE001 - logged with its traceback by _failed
+            self._failed(fn)
+
+    def _failed(self, fn: Handler) -> None:
+        """Count and log the exception being handled; the socket stays open."""
+        self.hub.stats["handler_errors"] += 1
+        log.exception("handler %s raised; the socket stays open", getattr(fn, "__name__", fn))
 
     def close_session(self, session: Session, code: int) -> None:
         """Close a socket from the loop (Socket.close, slow consumer, shutdown). Idempotent."""

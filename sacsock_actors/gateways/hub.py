@@ -210,7 +210,9 @@ class Hub:
         session.pending.append(wire)
         self._dirty.add(session)
         self.stats["frames_out"] += 1
-        self._schedule_flush()
+        if not self._flush_scheduled:  # _schedule_flush, inline: once per emit
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -222,13 +224,16 @@ class Hub:
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, set()
         now = time.monotonic()
+        limit = self._limit
         for session in dirty:
             pending, session.pending = session.pending, []
             transport = session.transport
             if session.closed or transport is None or transport.is_closing():
                 continue
             transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
-            self._check_buffer(session, transport.get_write_buffer_size(), now)
+            size = transport.get_write_buffer_size()
+            if size > limit or session.over_since is not None:  # else nothing to police
+                self._check_buffer(session, size, now)
 
     def _check_buffer(self, session: Session, size: int, now: float) -> None:
         if size <= self._limit:
