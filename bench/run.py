@@ -400,12 +400,20 @@ class Bench:
         return result, procstat.cpu_delta(before, after)
 
     def take_turns(self, servers: dict[str, Server], lgs: dict[str, LoadGen],
-                   args: Any, repeats: int) -> dict[str, list[tuple[dict, dict]]]:
-        """Run a phase on every server in turn, ``repeats`` rounds; ``args(kind)`` -> phase args."""
+                   args: Any, repeats: int, name: str = "") -> dict[str, list[tuple[dict, dict]]]:
+        """Run a phase on every server in turn, ``repeats`` rounds; ``args(kind)`` -> phase args.
+
+        With --profile, sacsock_actors' first round runs under py-spy (its gateway process).
+        """
         got: dict[str, list[tuple[dict, dict]]] = {kind: [] for kind in lgs}
-        for _ in range(repeats):
+        for rep in range(repeats):
             for kind, lg in lgs.items():
+                profile = None
+                if self.args.profile and name and rep == 0 and kind == SACSOCK:
+                    profile = self.start_profile(servers[kind], name)
                 got[kind].append(self.measure(servers[kind], lg, *args(kind)))
+                if profile is not None:
+                    self.finish_profile(profile)
         return got
 
     @staticmethod
@@ -452,7 +460,7 @@ class Bench:
         s = self.sizes
         lgs = self.open_loadgens(servers, "echo", clients=s.echo_clients)
         try:
-            got = self.take_turns(servers, lgs, lambda kind: (s.echo_seconds, 10**9), self.repeats)
+            got = self.take_turns(servers, lgs, lambda kind: (s.echo_seconds, 10**9), self.repeats, "echo")
         finally:
             for lg in lgs.values():
                 lg.quit()
@@ -471,12 +479,8 @@ class Bench:
                 if lg.ready.get("joined") != lg.ready.get("subscribers") or lg.ready.get("connect_failures"):
                     log(f"  warning: {kind}: {lg.ready}")
             msgs = max(10, s.fanout_deliveries // k)
-            profile = None
-            if self.args.profile and SACSOCK in servers:
-                profile = self.start_profile(servers[SACSOCK], scenario, k)
-            got = self.take_turns(servers, lgs, lambda kind: (0, msgs, s.cap_seconds, s.window), self.repeats)
-            if profile is not None:
-                self.finish_profile(profile)
+            got = self.take_turns(servers, lgs, lambda kind: (0, msgs, s.cap_seconds, s.window), self.repeats,
+                                  f"{scenario}-{variant.replace(' ', '')}-k{k}")
             own_max = {}
             for kind, reps in got.items():
                 res, cpu, all_ = self.median(reps, "deliveries_per_s")
@@ -497,7 +501,7 @@ class Bench:
                 rate = rates[kind][0]
                 return rate, max(5, int(rate * s.fixed_seconds)), s.fixed_seconds * 3 + 5, s.window
 
-            got = self.take_turns(servers, lgs, args, self.repeats)
+            got = self.take_turns(servers, lgs, args, self.repeats, f"{scenario}-fixed-k{k}")
             for kind, reps in got.items():
                 res, cpu, all_ = self.median(reps, "p99_us")
                 res.update(lgs[kind].ready)
@@ -522,7 +526,7 @@ class Bench:
                 if lg.ready.get("joined") != lg.ready.get("memberships"):
                     log(f"  warning: {kind}: {lg.ready}")
             got = self.take_turns(servers, lgs, lambda kind: (0, s.rooms_casts, s.cap_seconds,
-                                                               s.rooms_window), self.repeats)
+                                                               s.rooms_window), self.repeats, "rooms")
         finally:
             for lg in lgs.values():
                 lg.quit()
@@ -546,29 +550,33 @@ class Bench:
 
     # ---- profiling ---------------------------------------------------------------------
 
-    def start_profile(self, server: Server, scenario: str, k: int) -> tuple | None:
+    def start_profile(self, server: Server, name: str) -> tuple | None:
+        """py-spy record the (first) gateway until finish_profile; raw collapsed stacks."""
         pyspy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
         pids = server.gateway_pids()
         if not Path(pyspy).exists() or not pids:
+            log("  (no py-spy: pip install py-spy)")
             return None
-        out = self.results / f"profile-{server.label}-{scenario}-k{k}.txt"
-        cmd = [pyspy, "record", "--pid", str(pids[0]), "--duration", str(int(self.sizes.cap_seconds)),
-               "--rate", "250", "--format", "raw", "--nonblocking", "-o", str(out)]
+        out = self.results / f"profile-{server.label}-{name}.txt"
+        cmd = [pyspy, "record", "--pid", str(pids[0]), "--rate", "250", "--format", "raw",
+               "--nonblocking", "-o", str(out)]
         proc = subprocess.Popen(pinned(cmd, self.client_cpus), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # attached before the phase starts
         return proc, out
 
     def finish_profile(self, profile: tuple) -> None:
         proc, out = profile
+        proc.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
         try:
-            proc.wait(timeout=self.sizes.cap_seconds + 30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         if out.exists():
-            top = summarize_profile(out)
-            out.with_suffix(".top.txt").write_text(top)
-            log("  py-spy: " + str(out.with_suffix(".top.txt").relative_to(REPO)))
+            top = out.with_suffix(".top.txt")
+            top.write_text(summarize_profile(out))
+            log(f"  py-spy: {top}")
 
     # ---- driving -----------------------------------------------------------------------
 
@@ -595,13 +603,15 @@ class Bench:
 
 
 def summarize_profile(path: Path, top: int = 25) -> str:
-    """Self and inclusive sample shares per function from py-spy's raw (collapsed) output."""
+    """Self and inclusive sample shares per function from py-spy's raw (collapsed) output,
+    over the event loop thread's samples only (a Ray worker's main thread waits in C++,
+    which py-spy counts as busy)."""
     self_c: dict[str, int] = {}
     incl: dict[str, int] = {}
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
+        if not count.isdigit() or "run_forever" not in stack:
             continue
         n = int(count)
         total += n
@@ -611,7 +621,8 @@ def summarize_profile(path: Path, top: int = 25) -> str:
             incl[f] = incl.get(f, 0) + n
         if frames:
             self_c[frames[-1]] = self_c.get(frames[-1], 0) + n
-    lines = [f"{total} samples", "", "self %  function"]
+    total = total or 1
+    lines = [f"{total} samples of the event loop thread (py-spy, not idle)", "", "self %  function"]
     for f, n in sorted(self_c.items(), key=lambda x: -x[1])[:top]:
         lines.append(f"{100 * n / total:5.1f}  {f}")
     lines += ["", "incl %  function"]
