@@ -558,8 +558,7 @@ class Bench:
             log("  (no py-spy: pip install py-spy)")
             return None
         out = self.results / f"profile-{server.label}-{name}.txt"
-        cmd = [pyspy, "record", "--pid", str(pids[0]), "--rate", "250", "--format", "raw",
-               "--nonblocking", "-o", str(out)]
+        cmd = [pyspy, "record", "--pid", str(pids[0]), "--rate", "200", "--format", "raw", "-o", str(out)]
         proc = subprocess.Popen(pinned(cmd, self.client_cpus), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         time.sleep(0.5)  # attached before the phase starts
