@@ -6,9 +6,10 @@ onward over :class:`Links` only where other gateways may hold members:
 
 - a socket id room lives on exactly one gateway: local if we hold it, else every other
   gateway is asked (one batched message each; no shard involved);
-- another room we hold, whose peer gateways the shard told us: straight to those peers
-  (none: the cast never leaves this process);
-- any other room: to the room's shard, which forwards to the gateways holding it.
+- a room the shard told us nobody else holds: the cast never leaves this process;
+- any other room: to the room's shard, which forwards to the other gateways holding it.
+  Every cast of one room from one gateway takes that same path (gateway -> shard ->
+  gateway, each hop one ordered queue), so casts arrive in the order they were made.
 
 Messages between actors are tuples (ops), batched per destination by the Links:
 
@@ -64,7 +65,7 @@ class Hub:
         self.links = links
         self.sessions: dict[str, Session] = {}
         self.rooms: RoomTable[Session] = RoomTable()
-        self.peers: dict[str, frozenset[str]] = {}
+        self.alone: set[str] = set()  # rooms held here that no other gateway holds
         self.stats: Counter[str] = Counter()
         self._limit = max_outgoing_buffer
         self._grace = slow_consumer_grace
@@ -110,7 +111,7 @@ class Hub:
 
     def _leave_table(self, session: Session, room: str) -> None:
         if self.rooms.discard(room, session):
-            self.peers.pop(room, None)
+            self.alone.discard(room)
             if not room.startswith(SOCKET_ID_ROOM_PREFIX):
                 self.links.to_shard(shard_for(room, self.links.shard_count), ("leave", room))
 
@@ -153,12 +154,8 @@ class Hub:
                 for gid in self.links.other_gateways():
                     self.links.to_gateway(gid, ("room", room, wire))
             return
-        peers = self.peers.get(room) if local else None
-        if peers is None:
+        if not (local and room in self.alone):
             self.links.to_shard(shard_for(room, self.links.shard_count), ("cast", room, wire))
-        else:
-            for gid in peers:
-                self.links.to_gateway(gid, ("room", room, wire))
 
     def broadcast(self, frame: Frame, publish: bool = True) -> None:
         """A broadcast originating in this gateway: every socket of the cluster."""
@@ -180,10 +177,12 @@ class Hub:
                 self._deliver(self.members(op[1]), op[2])
             elif kind == "all":
                 self._deliver(self.sessions.values(), op[1])
-            elif kind == "peers":
-                room = op[1]
-                if room in self.rooms:
-                    self.peers[room] = frozenset(op[2]) - {self.links.gateway_id}
+            elif kind == "peers":  # the shard's word on which gateways hold a room
+                room, holders = op[1], op[2]
+                if room in self.rooms and tuple(holders) == (self.links.gateway_id,):
+                    self.alone.add(room)
+                else:
+                    self.alone.discard(room)
             elif kind == "origin_room":
                 self.roomcast(op[1], op[2], publish=op[3])
             elif kind == "origin_all":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -98,6 +99,16 @@ def build(**options) -> SocketServer:
         msg = json.loads(data)
         for i in range(msg["n"]):
             socket.roomcast(msg["room"], "burst", i)
+
+    @server.on("burst_join")
+    async def burst_join(socket, data):
+        """Roomcasts, joining the room half way: the route may change, the order must not."""
+        msg = json.loads(data)
+        for i in range(msg["n"]):
+            if i == msg["n"] // 2:
+                socket.join(msg["room"])
+            socket.roomcast(msg["room"], "burst", i)
+            await asyncio.sleep(0)
 
     @server.on("broadcast")
     async def broadcast(socket, data):

@@ -117,6 +117,18 @@ async def test_casts_are_batched_per_ray_call_and_keep_order(two):
     await close_all(groups)
 
 
+async def test_order_holds_when_the_publisher_joins_mid_stream(two):
+    groups = await clients_on_two_gateways(two, per_gateway=1)
+    (a, _), = list(groups.values())[0]
+    (b, _), = list(groups.values())[1]
+    await b.call("join", "order-room")
+    await asyncio.sleep(0.5)
+    await a.emit("burst_join", json.dumps({"room": "order-room", "n": 400}))
+    got = [(await b.recv_event("burst")).json for _ in range(400)]
+    assert got == list(range(400))
+    await close_all(groups)
+
+
 async def test_driver_casts_reach_every_gateway(two):
     groups = await clients_on_two_gateways(two, per_gateway=1)
     ids = [sid for g in groups.values() for _, sid in g]

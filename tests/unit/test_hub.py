@@ -119,10 +119,11 @@ def test_roomcast_stays_local_when_shard_says_nobody_else_holds_the_room():
     assert links.shard_ops == [] and links.gateway_ops == []
     hub.receive([("peers", "r", ("g0", "g1"))])
     run(lambda: hub.roomcast("r", encode("e", 2)))
-    assert [g for g, _ in links.gateway_ops] == ["g1"]
+    assert [op[0] for _, op in links.shard_ops] == ["cast"], "shared rooms always go via the shard"
+    assert links.gateway_ops == []
 
 
-def test_peers_forgotten_when_room_leaves_this_gateway():
+def test_local_only_forgotten_when_room_leaves_this_gateway():
     hub, links, _ = make(others=["g1"])
     a = session(hub, "A")
     hub.join(a, "r")
@@ -132,6 +133,12 @@ def test_peers_forgotten_when_room_leaves_this_gateway():
     links.shard_ops.clear()
     run(lambda: hub.roomcast("r", encode("e", 1)))
     assert links.shard_ops and links.shard_ops[0][1][0] == "cast"
+
+
+def test_peers_for_a_room_not_held_are_ignored():
+    hub, links, _ = make(others=["g1"])
+    hub.receive([("peers", "r", ("g0",))])
+    assert "r" not in hub.alone
 
 
 def test_socketcast_local_never_leaves_and_remote_goes_to_every_other_gateway():
