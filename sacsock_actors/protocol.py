@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import secrets
 from typing import Any, NamedTuple
@@ -42,13 +43,19 @@ class Inbound(NamedTuple):
     payload: bytes
 
 
+_new_inbound = tuple.__new__  # Inbound(...) without the NamedTuple constructor's overhead
+
+
 def parse_inbound(message: bytes | str) -> Inbound | None:
     """Split a client message at its first 0x02.
 
     Returns ``None`` for a message the server must ignore: no 0x02, an empty event name,
     or an event name that is not valid UTF-8.
     """
-    raw = message.encode("utf-8") if isinstance(message, str) else bytes(message)
+    if type(message) is bytes:
+        raw = message
+    else:
+        raw = message.encode("utf-8") if isinstance(message, str) else bytes(message)
     cut = raw.find(EVENT_SEP)
     if cut <= 0:
         return None
@@ -56,7 +63,7 @@ def parse_inbound(message: bytes | str) -> Inbound | None:
         event = raw[:cut].decode("utf-8")
     except UnicodeDecodeError:
         return None
-    return Inbound(event, raw[cut + 1 :])
+    return _new_inbound(Inbound, (event, raw[cut + 1 :]))
 
 
 def check_event_name(event: str) -> bytes:
@@ -93,27 +100,30 @@ def encode_json(value: Any) -> bytes:
     return text.encode("utf-8")
 
 
-def classify(data: Any) -> tuple[str, bytes]:
-    """Type char and payload bytes for data given to emit/roomcast/broadcast."""
-    if isinstance(data, str):
-        return TYPE_STR, data.encode("utf-8")
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return TYPE_BIN, bytes(data)
-    return TYPE_JSON, encode_json(data)
+@functools.lru_cache(maxsize=4096)
+def _head(event: str, type_char: str) -> bytes:
+    """``<event> 0x01 <type> 0x02``, cached: apps use a handful of event names."""
+    return check_event_name(event) + bytes((TYPE_SEP, ord(type_char), EVENT_SEP))
 
 
 def encode_typed(event: str, type_char: str, payload: bytes) -> Frame:
     """Frame for an already-classified payload (used by bridges that carry the type)."""
     if type_char not in (TYPE_STR, TYPE_BIN, TYPE_JSON):
         raise EncodeError(f"unknown sac-sock data type {type_char!r}; use 'S', 'B' or 'J'")
-    head = check_event_name(event) + bytes((TYPE_SEP, ord(type_char), EVENT_SEP))
-    return Frame(head + payload, type_char == TYPE_BIN)
+    if type(event) is not str:
+        check_event_name(event)  # raises the clear error (and keeps unhashables out of the cache)
+    return Frame(_head(event, type_char) + payload, type_char == TYPE_BIN)
 
 
 def encode(event: str, data: Any) -> Frame:
     """Encode one server-to-client message; raises InvalidEventName or EncodeError."""
-    type_char, payload = classify(data)
-    return encode_typed(event, type_char, payload)
+    if type(event) is not str:
+        check_event_name(event)
+    if isinstance(data, str):
+        return Frame(_head(event, TYPE_STR) + data.encode("utf-8"), False)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return Frame(_head(event, TYPE_BIN) + bytes(data), True)
+    return Frame(_head(event, TYPE_JSON) + encode_json(data), False)
 
 
 def decode_outbound(frame: bytes) -> tuple[str, str, bytes]:
