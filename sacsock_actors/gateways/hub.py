@@ -154,7 +154,7 @@ class Hub:
                 for gid in self.links.other_gateways():
                     self.links.to_gateway(gid, ("room", room, wire))
             return
-        if not (local and room in self.alone):
+        if self.links.other_gateways() and not (local and room in self.alone):
             self.links.to_shard(shard_for(room, self.links.shard_count), ("cast", room, wire))
 
     def broadcast(self, frame: Frame, publish: bool = True) -> None:

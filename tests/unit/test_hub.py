@@ -135,6 +135,16 @@ def test_local_only_forgotten_when_room_leaves_this_gateway():
     assert links.shard_ops and links.shard_ops[0][1][0] == "cast"
 
 
+def test_a_lone_gateway_never_sends_casts_to_shards():
+    hub, links, _ = make(others=[])
+    a = session(hub, "A")
+    hub.join(a, "r")
+    links.shard_ops.clear()
+    run(lambda: hub.roomcast("r", encode("e", 1)))
+    run(lambda: hub.roomcast("elsewhere", encode("e", 1)))
+    assert links.shard_ops == [] and len(a.transport.writes) == 1
+
+
 def test_peers_for_a_room_not_held_are_ignored():
     hub, links, _ = make(others=["g1"])
     hub.receive([("peers", "r", ("g0",))])
