@@ -130,7 +130,7 @@ class ClusterRuntime:
         }
         self.bridges: list[Any] = []
         self._stop = threading.Event()
-        self._caster = _DriverCaster(self.gateways[self.gateway_ids[0]])
+        self._caster = _DriverCaster(list(self.gateways.values()))
         self._supervisor: threading.Thread | None = None
 
     def _init_ray(self, address: str | None, runtime_env: dict | None) -> None:
@@ -212,13 +212,17 @@ class ClusterRuntime:
         ray.get([b.flush.remote() for b in self.bridges], timeout=timeout)
 
     def socket_ids(self) -> list[str]:
-        ids = ray.get([g.socket_ids.remote() for g in self.gateways.values()])
-        return [i for part in ids for i in part]
+        """Ids of the sockets of every reachable gateway."""
+        parts = _each([g.socket_ids.remote() for g in self.gateways.values()])
+        return [i for part in parts if isinstance(part, list) for i in part]
 
-    def stats(self) -> dict[str, dict[str, int]]:
-        stats = ray.get([g.stats.remote() for g in self.gateways.values()])
-        out = dict(zip(self.gateways, stats, strict=True))
-        for i, s in enumerate(ray.get([b.stats.remote() for b in self.bridges])):
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Counters of every gateway and bridge; an unreachable actor shows as {"error": ...}."""
+        out: dict[str, dict[str, Any]] = dict(
+            zip(self.gateways, _each([g.stats.remote() for g in self.gateways.values()]), strict=True)
+        )
+        out["driver"] = {"casts_lost": self._caster.lost}
+        for i, s in enumerate(_each([b.stats.remote() for b in self.bridges])):
             out[f"bridge-{i}"] = s
         return out
 
@@ -242,11 +246,25 @@ class ClusterRuntime:
             ray.shutdown()
 
 
-class _DriverCaster:
-    """Sends driver casts to one gateway in batches, in order, off the caller's thread."""
+def _each(refs: list[Any], timeout: float = 30.0) -> list[Any]:
+    """ray.get of each ref on its own: a dead actor gives {"error": ...}, not an exception."""
+    out = []
+    for ref in refs:
+        try:
+            out.append(ray.get(ref, timeout=timeout))
+        except Exception as exc:  # noqa: BLE001 - reported in place
+            out.append({"error": repr(exc)})
+    return out
 
-    def __init__(self, gateway: Any) -> None:
-        self._gateway = gateway
+
+class _DriverCaster:
+    """Sends driver casts in batches, in order, off the caller's thread, to one gateway;
+    when that gateway is down (restarting), to the next one."""
+
+    def __init__(self, gateways: list[Any]) -> None:
+        self._gateways = gateways
+        self._current = 0
+        self.lost = 0
         self._queue: queue.Queue[tuple | None] = queue.Queue()
         self._pending = 0
         self._lock = threading.Lock()
@@ -276,12 +294,25 @@ class _DriverCaster:
             self._send(batch)
 
     def _send(self, batch: list[tuple]) -> None:
-        try:
-            ray.get(self._gateway.receive.remote(batch), timeout=60)
-        except Exception as exc:  # noqa: BLE001 - counted by the log, never raised in a thread
-            log.warning("%d driver casts lost: %r", len(batch), exc)
+        for _ in range(len(self._gateways)):
+            gateway = self._gateways[self._current]
+            try:
+                ray.get(gateway.receive.remote(batch), timeout=60)
+                break
+            except ray.exceptions.GetTimeoutError as exc:  # may have been applied: no retry
+                self._lose(batch, exc)
+                break
+            except Exception as exc:  # noqa: BLE001 - gateway down: try the next one
+                log.warning("driver casts: gateway unavailable (%r); trying the next", exc)
+                self._current = (self._current + 1) % len(self._gateways)
+        else:
+            self._lose(batch, RuntimeError("no gateway is available"))
         with self._lock:
             self._pending -= len(batch)
+
+    def _lose(self, batch: list[tuple], exc: BaseException) -> None:
+        self.lost += len(batch)
+        log.warning("%d driver casts lost: %r", len(batch), exc)
 
     def flush(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -35,6 +35,12 @@ async def clients_on_two_gateways(served, per_gateway: int = 2) -> dict[int, lis
     return by_pid
 
 
+def delta(before: dict, after: dict, counter: str) -> int:
+    """How much ``counter`` grew, summed over the gateways."""
+    gateways = [g for g in after if g.startswith("gw-")]
+    return sum(after[g].get(counter, 0) - before[g].get(counter, 0) for g in gateways)
+
+
 async def close_all(groups) -> None:
     for group in groups.values():
         for c, _ in group:
@@ -94,8 +100,8 @@ async def test_room_on_one_gateway_only_never_crosses_ray(two):
     for i in range(20):
         assert (await a.recv_event("s")).json == i
     after = two.server.stats()
-    assert sum(after[g]["roomcasts"] - before[g].get("roomcasts", 0) for g in after) == 20
-    assert sum(after[g]["ray_ops_out"] - before[g]["ray_ops_out"] for g in after) == 0
+    assert delta(before, after, "roomcasts") == 20
+    assert delta(before, after, "ray_ops_out") == 0
     await close_all(groups)
 
 
@@ -110,8 +116,8 @@ async def test_casts_are_batched_per_ray_call_and_keep_order(two):
     got = [(await b.recv_event("burst")).json for _ in range(300)]
     assert got == list(range(300))
     after = two.server.stats()
-    ops = sum(after[g]["ray_ops_out"] - before[g]["ray_ops_out"] for g in after)
-    calls = sum(after[g]["ray_calls_out"] - before[g]["ray_calls_out"] for g in after)
+    ops = delta(before, after, "ray_ops_out")
+    calls = delta(before, after, "ray_calls_out")
     assert ops >= 300
     assert calls * 10 <= ops, f"{ops} ops took {calls} Ray calls"
     await close_all(groups)
@@ -139,6 +145,20 @@ async def test_driver_casts_reach_every_gateway(two):
         for c, sid in g:
             assert (await c.recv_event("driver")).text == "all"
             assert (await c.recv_event("only")).text == sid
+    await close_all(groups)
+
+
+async def test_driver_casts_fail_over_when_the_first_gateway_is_gone(serve):
+    served = serve(build(), gateways=2)
+    groups = await clients_on_two_gateways(served, per_gateway=1)
+    gw0_pid = next(i["pid"] for i in served.infos if i["gateway_id"] == "gw-0")
+    survivor = next(c for pid, g in groups.items() if pid != gw0_pid for c, _ in g)
+    ray.kill(served.server._runtime.gateways["gw-0"], no_restart=True)
+    served.server.broadcast("after-death", "still delivered")
+    assert (await survivor.recv_event("after-death")).text == "still delivered"
+    stats = served.server.stats()
+    assert stats["driver"]["casts_lost"] == 0
+    assert "error" in stats["gw-0"] and "sockets" in stats["gw-1"]
     await close_all(groups)
 
 
