@@ -178,9 +178,9 @@ class ClusterRuntime:
 
     def _make_bridge(self, bridge: Any) -> Any:
         name = f"{self.token}:bridge:{secrets.token_hex(4)}"
-        first_gateway = f"{self.token}:gw:{self.gateway_ids[0]}"
+        gateways = [f"{self.token}:gw:{gid}" for gid in self.gateway_ids]
         return _Bridge.options(name=name, namespace=NAMESPACE, **ACTOR_OPTIONS).remote(
-            bridge, first_gateway, NAMESPACE
+            bridge, gateways, NAMESPACE
         )
 
     def add_bridge(self, bridge: Any, timeout: float = 60.0) -> None:

@@ -21,26 +21,35 @@ log = logging.getLogger(__name__)
 
 
 class BridgeActor:
-    def __init__(self, bridge: Bridge, gateway_name: str, namespace: str) -> None:
+    def __init__(self, bridge: Bridge, gateway_names: list[str], namespace: str) -> None:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         self.bridge = bridge
         self.counts: Counter[str] = Counter()
-        self._gateway_name = gateway_name
+        self._gateway_names = gateway_names
         self._namespace = namespace
+        self._gateways: list[Any] = []
+        self._current = 0
         self._to_cluster: Outbox | None = None
         self._started = False
 
     async def start(self) -> bool:
         if self._started:
             return True
-        gateway = ray.get_actor(self._gateway_name, namespace=self._namespace)
-        self._to_cluster = Outbox(
-            lambda batch: gateway.receive.remote(batch),
-            on_error=self._lost,
-        )
+        self._gateways = [ray.get_actor(n, namespace=self._namespace) for n in self._gateway_names]
+        self._to_cluster = Outbox(self._send, on_error=self._lost)
         await self.bridge.start(self.deliver)
         self._started = True
         return True
+
+    async def _send(self, batch: list[tuple]) -> None:
+        """To one gateway, in order; when it is down (restarting), to the next one."""
+        for _ in range(len(self._gateways) - 1):
+            try:
+                return await self._gateways[self._current].receive.remote(batch)
+            except Exception as exc:  # noqa: BLE001 - gateway down: try the next one
+                log.warning("%s: gateway unavailable (%r); trying the next", self.bridge.name, exc)
+                self._current = (self._current + 1) % len(self._gateways)
+        return await self._gateways[self._current].receive.remote(batch)  # failure: _lost
 
     def deliver(self, cast: Cast) -> None:
         """Route a cast that arrived from elsewhere to the cluster's sockets."""

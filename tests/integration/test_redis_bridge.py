@@ -461,3 +461,25 @@ async def test_publish_never_waits_longer_than_its_timeout(redis_server):
     assert s["published"] == 1 and s["reconnects"] >= 1
     await bridge.shutdown()
     await admin.aclose()
+
+
+async def test_arrivals_fail_over_when_the_first_gateway_is_gone(serve, redis_server):
+    import ray
+
+    foreign = await Foreign(redis_server.url).listen()
+    served, _ = serve_with_bridge(serve, redis_server.url, "failover", gateways=2)
+    survivors: list[SacClient] = []
+    for _ in range(100):  # a socket on gw-1 (SO_REUSEPORT spreads connections)
+        c, sid = await client(served)
+        if sid in await asyncio.to_thread(
+            lambda: ray.get(served.server._runtime.gateways["gw-1"].socket_ids.remote())
+        ):
+            survivors.append(c)
+            break
+        await c.close()
+    assert survivors, "no socket landed on gw-1"
+    ray.kill(served.server._runtime.gateways["gw-0"], no_restart=True)
+    await foreign.publish(CH.broadcasts, encode_cast(Cast(None, "late", "S", b"still here"), "go1"))
+    assert (await survivors[0].recv_event("late")).text == "still here"
+    await survivors[0].close()
+    await foreign.close()
