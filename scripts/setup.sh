@@ -10,7 +10,7 @@ sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 python=""
 for candidate in python3.12 python3.11 python3.10 python3; do
-  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
     python=$candidate; break
   fi
 done
@@ -21,8 +21,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="redis"
 [ "$mode" = "--demo" ] || extras="test,redis,bench"
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[$extras]"
+stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras//,/-}"
+if [ ! -f "$stamp" ]; then  # install once per pyproject.toml and set of extras
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".[$extras]"
+  touch "$stamp"
+fi
 
 [ "$mode" = "--demo" ] && exit 0
 
