@@ -2,18 +2,22 @@
 
 A cast arrives as a sac-sock :class:`~sacsock_actors.protocol.Frame` (encoded once by the
 caller), is framed once as a websocket frame, written to this gateway's members, and sent
-onward over :class:`Links` only where other gateways may hold members:
+onward over :class:`Links`, straight to other gateways, only where they may hold members:
 
-- a socket id room lives on exactly one gateway: local if we hold it, else every other
-  gateway is asked (one batched message each; no shard involved);
-- a room the shard told us nobody else holds: the cast never leaves this process;
-- any other room: to the room's shard, which forwards to the other gateways holding it.
-  Every cast of one room from one gateway takes that same path (gateway -> shard ->
-  gateway, each hop one ordered queue), so casts arrive in the order they were made.
+- a room we hold: to the gateways the room's shard told us also hold it (none: the
+  cast never leaves this process);
+- a socket id room we hold: nowhere else (a socket lives on one gateway);
+- a room we do not hold, or whose holders we have not heard yet: to every other gateway
+  (a handful; each delivers to its own members, if any).
+
+Casts never pass through a shard: shards only track which gateways hold which rooms and
+tell the holders. So every cast from this gateway to another one, of any room or a
+broadcast, goes through one ordered queue (an Outbox), and a publisher's casts reach
+each socket in the order they were made.
 
 Messages between actors are tuples (ops), batched per destination by the Links:
 
-    to a shard:    ("join", room) ("leave", room) ("cast", room, wire)
+    to a shard:    ("join", room) ("leave", room)
     to a gateway:  ("room", room, wire) ("all", wire) ("peers", room, gateway_ids)
                    ("origin_room", room, frame, publish) ("origin_all", frame, publish)
     to a bridge:   ("room", room, frame) ("all", frame)
@@ -65,7 +69,8 @@ class Hub:
         self.links = links
         self.sessions: dict[str, Session] = {}
         self.rooms: RoomTable[Session] = RoomTable()
-        self.alone: set[str] = set()  # rooms held here that no other gateway holds
+        # for rooms held here: the other gateways that hold them too (from the shards)
+        self.holders: dict[str, frozenset[str]] = {}
         self.stats: Counter[str] = Counter()
         self._limit = max_outgoing_buffer
         self._grace = slow_consumer_grace
@@ -111,7 +116,7 @@ class Hub:
 
     def _leave_table(self, session: Session, room: str) -> None:
         if self.rooms.discard(room, session):
-            self.alone.discard(room)
+            self.holders.pop(room, None)
             if not room.startswith(SOCKET_ID_ROOM_PREFIX):
                 self.links.to_shard(shard_for(room, self.links.shard_count), ("leave", room))
 
@@ -149,13 +154,11 @@ class Hub:
         self.stats["roomcasts"] += 1
         if publish:
             self.links.to_bridges(("room", room, frame))
-        if room.startswith(SOCKET_ID_ROOM_PREFIX):
-            if not local:
-                for gid in self.links.other_gateways():
-                    self.links.to_gateway(gid, ("room", room, wire))
+        if room.startswith(SOCKET_ID_ROOM_PREFIX) and local:
             return
-        if self.links.other_gateways() and not (local and room in self.alone):
-            self.links.to_shard(shard_for(room, self.links.shard_count), ("cast", room, wire))
+        targets = self.holders.get(room) if local else None
+        for gid in self.links.other_gateways() if targets is None else targets:
+            self.links.to_gateway(gid, ("room", room, wire))
 
     def broadcast(self, frame: Frame, publish: bool = True) -> None:
         """A broadcast originating in this gateway: every socket of the cluster."""
@@ -178,11 +181,9 @@ class Hub:
             elif kind == "all":
                 self._deliver(self.sessions.values(), op[1])
             elif kind == "peers":  # the shard's word on which gateways hold a room
-                room, holders = op[1], op[2]
-                if room in self.rooms and tuple(holders) == (self.links.gateway_id,):
-                    self.alone.add(room)
-                else:
-                    self.alone.discard(room)
+                room = op[1]
+                if room in self.rooms:
+                    self.holders[room] = frozenset(op[2]) - {self.links.gateway_id}
             elif kind == "origin_room":
                 self.roomcast(op[1], op[2], publish=op[3])
             elif kind == "origin_all":

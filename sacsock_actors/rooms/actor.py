@@ -1,4 +1,6 @@
-"""RoomShardActor: owns the ShardTable of the rooms hashed to it, forwards casts.
+"""RoomShardActor: owns the ShardTable of the rooms hashed to it and tells each room's
+holders who else holds it (gateways then send casts straight to each other; no cast
+passes through a shard, which keeps every publisher's casts in one ordered queue).
 
 Each incarnation has a random ``epoch`` returned by every call, so gateways notice a
 restart and resend their rooms (the table is rebuilt from the gateways, never persisted).
@@ -23,7 +25,7 @@ class RoomShardActor:
         self.table = ShardTable()
         self.gateways: dict[str, Any] = {}
         self.outboxes: dict[str, Outbox] = {}
-        self.forwarded = 0
+        self.pushed = 0
         self.lost = 0
 
     async def ping(self) -> str:
@@ -41,16 +43,12 @@ class RoomShardActor:
         return self.epoch
 
     async def apply(self, gateway_id: str, ops: list[tuple]) -> str:
-        """Joins, leaves and casts from one gateway, in order."""
+        """Joins and leaves from one gateway, in order."""
         table = self.table
         changed: set[str] = set()
         for op in ops:
             kind, room = op[0], op[1]
-            if kind == "cast":
-                for gid in table.gateways(room):
-                    if gid != gateway_id:
-                        self._send(gid, ("room", room, op[2]))
-            elif kind == "join":
+            if kind == "join":
                 if table.add(room, gateway_id):
                     changed.add(room)
             elif kind == "leave":
@@ -70,7 +68,7 @@ class RoomShardActor:
         if out is None:
             self.lost += 1
             return
-        self.forwarded += 1
+        self.pushed += 1
         out.put(op)
 
     def _lost(self, gateway_id: str, batch: list, exc: BaseException) -> None:
@@ -78,4 +76,4 @@ class RoomShardActor:
         log.warning("shard %d: %d ops to gateway %s lost: %r", self.index, len(batch), gateway_id, exc)
 
     async def stats(self) -> dict[str, int]:
-        return {"rooms": len(self.table), "forwarded": self.forwarded, "lost": self.lost}
+        return {"rooms": len(self.table), "pushed": self.pushed, "lost": self.lost}

@@ -110,6 +110,16 @@ def build(**options) -> SocketServer:
             socket.roomcast(msg["room"], "burst", i)
             await asyncio.sleep(0)
 
+    @server.on("mixed")
+    async def mixed(socket, data):
+        """Interleaved roomcasts to two rooms and broadcasts, numbered."""
+        msg = json.loads(data)
+        for i in range(msg["n"]):
+            if i % 3 == 2:
+                socket.broadcast("m", i)
+            else:
+                socket.roomcast(msg["rooms"][i % 3], "m", i)
+
     @server.on("broadcast")
     async def broadcast(socket, data):
         socket.broadcast("broadcast", data.decode())

@@ -135,6 +135,20 @@ async def test_order_holds_when_the_publisher_joins_mid_stream(two):
     await close_all(groups)
 
 
+async def test_one_publishers_casts_keep_their_order_across_rooms_and_broadcasts(two):
+    groups = await clients_on_two_gateways(two, per_gateway=1)
+    (a, _), = list(groups.values())[0]
+    (b, _), = list(groups.values())[1]
+    await a.call("join", "mix-1")
+    for room in ("mix-1", "mix-2"):
+        await b.call("join", room)
+    await asyncio.sleep(0.5)
+    await a.emit("mixed", json.dumps({"rooms": ["mix-1", "mix-2"], "n": 300}))
+    got = [(await b.recv_event("m")).json for _ in range(300)]
+    assert got == list(range(300))
+    await close_all(groups)
+
+
 async def test_driver_casts_reach_every_gateway(two):
     groups = await clients_on_two_gateways(two, per_gateway=1)
     ids = [sid for g in groups.values() for _, sid in g]
@@ -179,9 +193,15 @@ async def test_shard_restart_rebuilds_from_gateways(serve):
         except Exception:  # noqa: BLE001 - restarting
             continue
     assert ray.get(shard.stats.remote())["rooms"] >= 1
-    # a (on the other gateway, not a member) roomcasts: only the rebuilt shard knows b's gateway
+    # the rebuilt shard still routes: b gets a's casts, and a room only a holds stays local
     await a.emit("roomcast", json.dumps({"room": "kept", "event": "after", "data": "restart"}))
     assert (await b.recv_event("after")).text == "restart"
+    await a.call("join", "only-a")
+    await asyncio.sleep(0.5)
+    before = served.server.stats()
+    await a.emit("roomcast", json.dumps({"room": "only-a", "event": "solo", "data": 1}))
+    assert (await a.recv_event("solo")).json == 1
+    assert delta(before, served.server.stats(), "ray_ops_out") == 0
     await close_all(groups)
 
 

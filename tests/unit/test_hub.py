@@ -95,60 +95,66 @@ def test_first_join_and_last_leave_tell_the_shard_once():
     assert links.shard_ops == [(k, ("join", "lobby")), (k, ("leave", "lobby"))]
 
 
-def test_roomcast_writes_one_prebuilt_frame_per_member_and_asks_shard_when_peers_unknown():
-    hub, links, _ = make(others=["g1"])
+def test_roomcast_writes_one_prebuilt_frame_per_member_and_asks_all_when_holders_unknown():
+    hub, links, _ = make(others=["g1", "g2"])
     a, b, c = session(hub, "A"), session(hub, "B"), session(hub, "C")
     hub.join(a, "r")
     hub.join(b, "r")
+    links.shard_ops.clear()
     frame = encode("ev", "hi")
     run(lambda: hub.roomcast("r", frame))
     wire = ws_frame(frame.data, False)
     assert a.transport.writes == [wire] and b.transport.writes == [wire]
     assert c.transport.writes == []
-    assert (shard_for("r", 2), ("cast", "r", wire)) in links.shard_ops
+    assert links.gateway_ops == [("g1", ("room", "r", wire)), ("g2", ("room", "r", wire))]
+    assert links.shard_ops == [], "no cast passes through a shard"
     assert links.bridge_ops == [("room", "r", frame)]
 
 
-def test_roomcast_stays_local_when_shard_says_nobody_else_holds_the_room():
-    hub, links, _ = make(others=["g1"])
+def test_roomcast_goes_only_to_the_holders_the_shard_named():
+    hub, links, _ = make(others=["g1", "g2"])
     a = session(hub, "A")
     hub.join(a, "r")
     hub.receive([("peers", "r", ("g0",))])
-    links.shard_ops.clear()
     run(lambda: hub.roomcast("r", encode("e", 1)))
-    assert links.shard_ops == [] and links.gateway_ops == []
-    hub.receive([("peers", "r", ("g0", "g1"))])
+    assert links.gateway_ops == [], "nobody else holds r: the cast stays here"
+    hub.receive([("peers", "r", ("g0", "g2"))])
     run(lambda: hub.roomcast("r", encode("e", 2)))
-    assert [op[0] for _, op in links.shard_ops] == ["cast"], "shared rooms always go via the shard"
-    assert links.gateway_ops == []
+    assert [g for g, _ in links.gateway_ops] == ["g2"]
 
 
-def test_local_only_forgotten_when_room_leaves_this_gateway():
+def test_holders_forgotten_when_room_leaves_this_gateway():
     hub, links, _ = make(others=["g1"])
     a = session(hub, "A")
     hub.join(a, "r")
     hub.receive([("peers", "r", ("g0",))])
     hub.leave(a, "r")
+    assert "r" not in hub.holders
     hub.join(a, "r")
-    links.shard_ops.clear()
     run(lambda: hub.roomcast("r", encode("e", 1)))
-    assert links.shard_ops and links.shard_ops[0][1][0] == "cast"
+    assert [g for g, _ in links.gateway_ops] == ["g1"]
 
 
-def test_a_lone_gateway_never_sends_casts_to_shards():
+def test_a_room_not_held_here_goes_to_every_other_gateway():
+    hub, links, _ = make(others=["g1", "g2"])
+    session(hub, "A")
+    run(lambda: hub.roomcast("elsewhere", encode("e", 1)))
+    assert sorted(g for g, _ in links.gateway_ops) == ["g1", "g2"]
+
+
+def test_a_lone_gateway_never_sends_casts_anywhere():
     hub, links, _ = make(others=[])
     a = session(hub, "A")
     hub.join(a, "r")
-    links.shard_ops.clear()
     run(lambda: hub.roomcast("r", encode("e", 1)))
     run(lambda: hub.roomcast("elsewhere", encode("e", 1)))
-    assert links.shard_ops == [] and len(a.transport.writes) == 1
+    assert links.gateway_ops == [] and len(a.transport.writes) == 1
 
 
 def test_peers_for_a_room_not_held_are_ignored():
     hub, links, _ = make(others=["g1"])
     hub.receive([("peers", "r", ("g0",))])
-    assert "r" not in hub.alone
+    assert "r" not in hub.holders
 
 
 def test_socketcast_local_never_leaves_and_remote_goes_to_every_other_gateway():
