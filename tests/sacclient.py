@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import shutil
 import socket
 import sys
@@ -102,10 +103,19 @@ class SacClient:
 
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1 right now, outside the kernel's ephemeral range and
+    Ray's worker ports (10002-19999), so no port-0 bind (Ray's gRPC servers, which use
+    SO_REUSEPORT as our gateways do) can land on it meanwhile."""
+    low, high = 20000, 32000
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 def sacsock_bin() -> str:

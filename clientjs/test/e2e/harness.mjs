@@ -18,17 +18,23 @@ export const artifactsDir = join(clientRoot, 'test', 'artifacts');
 const READY_TIMEOUT_MS = 60_000; // a cold Ray start takes 5-10 s; this is a bound, not a wait
 const STOP_TIMEOUT_MS = 30_000;
 
-/** A TCP port that was free a moment ago (the OS picked it). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+/**
+ * A TCP port free a moment ago, picked outside the kernel's ephemeral range (32768+) and
+ * Ray's worker ports (10002-19999): Ray's gRPC servers bind port 0 with SO_REUSEPORT, as
+ * the gateways do, so an OS-picked port could be shared with one of them later.
+ */
+export async function freePort() {
+  for (let i = 0; i < 200; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise((resolve) => {
+      const srv = createServer();
+      srv.unref();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error('no free port in 20000-32000');
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
