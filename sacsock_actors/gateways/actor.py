@@ -251,6 +251,6 @@ class GatewayActor:
     def lost(self, where: str, batch: list, exc: BaseException) -> None:
         """A batch that could not be delivered: counted and logged, never silent."""
         assert self.hub is not None
-        casts = sum(1 for op in batch if op[0] in ("cast", "room", "all"))
+        casts = sum(1 for op in batch if op[0] in ("room", "all", "origin_room", "origin_all"))
         self.hub.stats["casts_lost"] += casts
         log.warning("%d ops (%d casts) to %s lost: %r", len(batch), casts, where, exc)
