@@ -8,6 +8,7 @@ room -> on_disconnect -> removed. Close is idempotent. It knows nothing of Ray.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import mimetypes
 import threading
@@ -26,6 +27,14 @@ from .session import Session
 log = logging.getLogger(__name__)
 
 CLIENT_JS_PATH = "/sacsock.js"
+
+# Text frames as bytes (aiohttp >= 3.14): handlers get bytes anyway, so decoding each text
+# frame to str only to encode it back would be wasted work per message.
+_RAW_TEXT: dict[str, Any] = (
+    {"decode_text": False}
+    if "decode_text" in inspect.signature(web.WebSocketResponse.__init__).parameters
+    else {}
+)
 
 
 def client_js() -> bytes:
@@ -92,6 +101,7 @@ class Endpoint:
             heartbeat=self.options.heartbeat,
             max_msg_size=self.options.max_message_size,
             compress=False,
+            **_RAW_TEXT,
         )
         await ws.prepare(request)
         session = Session(new_socket_id(), ws, request.transport)
@@ -109,7 +119,8 @@ class Endpoint:
             stats = self.hub.stats
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
-                    raw: bytes = msg.data.encode("utf-8")
+                    data = msg.data
+                    raw: bytes = data if type(data) is bytes else data.encode("utf-8")
                 elif msg.type is WSMsgType.BINARY:
                     raw = msg.data
                 elif msg.type is WSMsgType.ERROR:
