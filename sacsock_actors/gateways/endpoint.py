@@ -54,7 +54,10 @@ class Endpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._closing: set[asyncio.Task] = set()
-        self._async: dict[Any, bool] = {}  # is_async per handler (inspect is slow per message)
+        # is_async of every handler, once (inspect is slow per message); keyed by id: the
+        # spec keeps the handlers alive, and callable objects need not be hashable
+        hooks = [*spec.handlers.values(), spec.on_connect, spec.on_disconnect]
+        self._async = {id(fn): is_async(fn) for fn in hooks if fn is not None}
         # events whose handler is async: the message loop awaits those directly
         self._async_events = frozenset(e for e, fn in spec.handlers.items() if is_async(fn))
 
@@ -156,13 +159,8 @@ class Endpoint:
     async def _run(self, fn: Handler, *args: Any) -> None:
         """Run a handler: async ones on the loop, plain ones in the pool. Never raises."""
         try:
-            try:
-                run_async = self._async[fn]
-            except KeyError:
-                run_async = self._async[fn] = is_async(fn)
-            except TypeError:  # an unhashable callable object
-                run_async = is_async(fn)
-            if run_async:
+            run_async = self._async.get(id(fn))
+            if run_async if run_async is not None else is_async(fn):
                 await fn(*args)
             else:
                 await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
