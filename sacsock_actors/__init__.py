@@ -16,6 +16,7 @@ from .errors import (
     EncodeError,
     InvalidEventName,
     InvalidRoomName,
+    LimitExceeded,
     NotServingError,
     SacSockError,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "EncodeError",
     "InvalidEventName",
     "InvalidRoomName",
+    "LimitExceeded",
     "NotServingError",
     "SacSockError",
     "ServerOptions",

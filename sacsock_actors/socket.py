@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidRoomName
+from .errors import InvalidRoomName, LimitExceeded
 from .protocol import encode, socket_room
 
 if TYPE_CHECKING:
@@ -20,12 +20,13 @@ if TYPE_CHECKING:
 
     from .gateways.hub import Hub
     from .gateways.session import Session
+    from .options import ServerOptions
 
 
 class Socket:
     """One client connection. Obtain it as the first argument of a handler."""
 
-    __slots__ = ("_session", "_hub", "_loop", "_loop_thread", "_close")
+    __slots__ = ("_session", "_hub", "_loop", "_loop_thread", "_close", "_options")
 
     def __init__(
         self,
@@ -34,7 +35,9 @@ class Socket:
         loop: asyncio.AbstractEventLoop,
         loop_thread: int,
         close: Callable[[Session, int], None],
+        options: ServerOptions | None = None,
     ) -> None:
+        self._options = options  # its limits (max_room_name, max_rooms_per_socket)
         self._session = session
         self._hub = hub
         self._loop = loop
@@ -60,8 +63,13 @@ class Socket:
         self._call(self._hub.emit, self._session, encode(event, data))
 
     def join(self, room: str) -> None:
-        """Join ``room`` (created if needed). ``in_room(room)`` is True at once."""
+        """Join ``room`` (created if needed). ``in_room(room)`` is True at once.
+
+        Raises LimitExceeded past ``max_room_name`` or ``max_rooms_per_socket`` (the
+        gateway then closes this socket with 1008)."""
         _check_room(room)
+        if self._options is not None:
+            _check_join_limits(self._options, self._session.rooms, room)
         if not self._session.closed:
             self._session.rooms.add(room)
             self._call(self._hub.join, self._session, room)
@@ -104,3 +112,14 @@ class Socket:
 def _check_room(room: str) -> None:
     if not isinstance(room, str) or not room:
         raise InvalidRoomName(f"room name must be a non-empty str, got {room!r}")
+
+
+def _check_join_limits(options: ServerOptions, rooms: set[str], room: str) -> None:
+    longest = options.max_room_name
+    if longest is not None and len(room) > longest:
+        raise LimitExceeded(
+            f"room name of {len(room)} characters is longer than max_room_name={longest}"
+        )
+    most = options.max_rooms_per_socket
+    if most is not None and len(rooms) > most and room not in rooms:  # rooms has the id room
+        raise LimitExceeded(f"socket is already in max_rooms_per_socket={most} rooms")

@@ -154,6 +154,7 @@ class GatewayActor:
             self.shard_epoch(i, await self.links.shard(i).hello.remote(cfg.gateway_id, me, []))
         self.runner = web.AppRunner(self.endpoint.make_app(), handle_signals=False)
         await self.runner.setup()
+        self.endpoint.install(self.runner)
         site = web.TCPSite(self.runner, cfg.host, cfg.port, reuse_port=True)
         await site.start()
         self._tasks.append(asyncio.get_running_loop().create_task(self._housekeeping()))

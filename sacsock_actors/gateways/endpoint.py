@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import logging
 import mimetypes
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -19,9 +20,13 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..app import AppSpec, Handler, is_async
+from ..errors import LimitExceeded
+from ..limits import LIMIT_CLOSE_CODE, LogLimiter, TokenBucket
 from ..protocol import new_socket_id, parse_inbound
 from ..socket import Socket
+from .guard import HandshakeGuard, MaskGuard
 from .hub import Hub
+from .rfc6455 import INVALID_TEXT, valid_utf8
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -60,11 +65,30 @@ class Endpoint:
         self._async = {id(fn): is_async(fn) for fn in hooks if fn is not None}
         # events whose handler is async: the message loop awaits those directly
         self._async_events = frozenset(e for e, fn in spec.handlers.items() if is_async(fn))
+        opts = spec.options
+        self.guard = HandshakeGuard(opts.handshake_timeout, opts.max_pending_upgrades, hub.stats)
+        # a client must not be able to fill the disk: repeated log lines are only counted
+        self._logs = LogLimiter(burst=opts.error_log_burst, window=60.0)
+
+    def install(self, runner: web.AppRunner) -> None:
+        """Hook the handshake guard into the runner's server (after ``runner.setup()``)."""
+        assert runner.server is not None, "runner.setup() first"
+        self.guard.install(runner.server)
+
+    def _log(self, key: str, level: int, msg: str, *args: Any, exc_info: bool = False) -> None:
+        """Log unless ``key`` was logged too often lately (then only counted)."""
+        dropped = self._logs.allow(key)
+        if dropped is None:
+            self.hub.stats["log_lines_suppressed"] += 1
+            return
+        if dropped:
+            msg += f" ({dropped} similar lines not logged)"
+        log.log(level, msg, *args, exc_info=exc_info)
 
     def make_app(self) -> web.Application:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        app = web.Application()
+        app = web.Application(middlewares=[self.guard.middleware])
         app.router.add_get(self.path, self.websocket)
         app.router.add_get(CLIENT_JS_PATH, self._client_js)
         if self.spec.static_files:
@@ -94,10 +118,12 @@ class Endpoint:
     # ---- websocket --------------------------------------------------------------------------
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
-        origin = request.headers.get("Origin")
-        if not self.options.origin_allowed(origin, request.host):
+        origins = request.headers.getall("Origin", ())
+        origin = origins[0] if origins else None
+        if len(origins) > 1 or not self.options.origin_allowed(origin, request.host):
             self.hub.stats["rejected_origin"] += 1
-            log.info("upgrade refused: origin %r does not match host %r", origin, request.host)
+            self._log("origin", logging.INFO, "upgrade refused: origin %r does not match host %r",
+                      origins if len(origins) > 1 else origin, request.host)
             return web.Response(status=403, text="origin not allowed\n")
         ws = web.WebSocketResponse(
             protocols=("sac-sock",),
@@ -107,11 +133,19 @@ class Endpoint:
             **_RAW_TEXT,
         )
         await ws.prepare(request)
+        stats = self.hub.stats
+        MaskGuard.install(request, lambda: stats.update(("unmasked_frames",)))
         session = Session(new_socket_id(), ws, request.transport)
         assert self._loop is not None
-        socket = Socket(session, self.hub, self._loop, self._loop_thread, self.close_session)
+        socket = Socket(session, self.hub, self._loop, self._loop_thread, self.close_session, self.options)
         session.socket = socket
         self.hub.attach(session)
+        opts = self.options
+        max_event = opts.max_event_name or sys.maxsize
+        check_utf8 = opts.check_utf8
+        rate = opts.max_messages_per_second
+        bucket = TokenBucket(rate, max(1.0, rate)) if rate is not None else None
+        close_code = WSCloseCode.OK
         try:
             if self.spec.on_connect is not None:
                 await self._run(self.spec.on_connect, socket)
@@ -119,25 +153,40 @@ class Endpoint:
             # (~0.3 KiB) alive per connected socket.
             handlers = self.spec.handlers
             async_events = self._async_events
-            stats = self.hub.stats
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
                     data = msg.data
-                    raw: bytes = data if type(data) is bytes else data.encode("utf-8")
+                    if type(data) is bytes:
+                        raw: bytes = data
+                        if check_utf8 and not valid_utf8(raw):  # RFC 6455 section 8.1
+                            stats["invalid_utf8"] += 1
+                            close_code = INVALID_TEXT
+                            break
+                    else:
+                        raw = data.encode("utf-8")
                 elif msg.type is WSMsgType.BINARY:
                     raw = msg.data
                 elif msg.type is WSMsgType.ERROR:
                     stats["read_errors"] += 1
-                    log.info("socket %s: %s (close code %s)", session.id, msg.data, ws.close_code)
+                    self._log("read_error", logging.INFO, "socket %s: %s (close code %s)",
+                              session.id, msg.data, ws.close_code)
                     break
                 else:
                     continue
                 stats["messages_in"] += 1
+                if bucket is not None and not bucket.take():
+                    stats["rate_limited"] += 1
+                    close_code = LIMIT_CLOSE_CODE
+                    break
                 inbound = parse_inbound(raw)
                 if inbound is None:
                     stats["ignored_frames"] += 1
                     log.debug("socket %s: frame without event name ignored", session.id)
                     continue
+                if len(inbound.event) > max_event:
+                    stats["event_name_too_long"] += 1
+                    close_code = LIMIT_CLOSE_CODE
+                    break
                 handler = handlers.get(inbound.event)
                 if handler is None:
                     stats["unknown_events"] += 1
@@ -147,13 +196,13 @@ class Endpoint:
                     try:
                         await handler(socket, inbound.payload)
                     except Exception:  # noqa: BLE001 - logged with its traceback by _failed
-                        self._failed(handler)
+                        self._failed(handler, socket)
                 else:
                     await self._run(handler, socket, inbound.payload)
                 if session.closed:
                     break
         finally:
-            await self._finish(session, WSCloseCode.OK)
+            await self._finish(session, close_code)
         return ws
 
     async def _run(self, fn: Handler, *args: Any) -> None:
@@ -165,12 +214,23 @@ class Endpoint:
             else:
                 await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
         except Exception:  # noqa: BLE001 - logged with its traceback by _failed
-            self._failed(fn)
+            self._failed(fn, args[0] if args else None)
 
-    def _failed(self, fn: Handler) -> None:
-        """Count and log the exception being handled; the socket stays open."""
+    def _failed(self, fn: Handler, socket: Socket | None = None) -> None:
+        """Count and log (rate-limited) the exception being handled; the socket stays open,
+        unless the handler went past a limit (LimitExceeded): that socket is closed, 1008."""
+        exc = sys.exc_info()[1]
+        name = getattr(fn, "__name__", repr(fn))
+        if isinstance(exc, LimitExceeded) and socket is not None:
+            self.hub.stats["limits_exceeded"] += 1
+            session = self.hub.sessions.get(socket.id)
+            if session is not None:
+                self.close_session(session, LIMIT_CLOSE_CODE)
+            self._log("limit", logging.INFO, "socket %s closed (1008): %s", socket.id, exc)
+            return
         self.hub.stats["handler_errors"] += 1
-        log.exception("handler %s raised; the socket stays open", getattr(fn, "__name__", fn))
+        self._log(f"handler:{name}", logging.ERROR, "handler %s raised; the socket stays open",
+                  name, exc_info=True)
 
     def close_session(self, session: Session, code: int) -> None:
         """Close a socket from the loop (Socket.close, slow consumer, shutdown). Idempotent."""
