@@ -40,6 +40,22 @@ class MaskScanner:
             pos, self._skip = self._skip, 0
         while pos < n:
             held = self._head
+            if not held and pos + 14 <= n:  # fast path: a whole header in this read
+                second = data[pos + 1]
+                if not second & 0x80:
+                    self.ok = False
+                    return False
+                length = second & 0x7F
+                if length < 126:
+                    pos += 6 + length
+                elif length == 126:
+                    pos += 8 + ((data[pos + 2] << 8) | data[pos + 3])
+                else:
+                    pos += 14 + int.from_bytes(data[pos + 2 : pos + 10], "big")
+                if pos > n:
+                    self._skip = pos - n
+                    return True
+                continue
             chunk = held + data[pos : pos + 14] if held else data[pos : pos + 14]
             if len(chunk) < 2:
                 self._head = chunk
