@@ -86,7 +86,8 @@ def main() -> None:
         measure("utf-8 1 KiB", ("é" * 509).encode() + b"x"),
         measure("utf-8 16 KiB", ("✓" * 5460).encode()),
     ]
-    print(f"{'message':<14}{'bytes':>7}{'reference ns':>14}{'utf8 ns':>9}{'ratio':>7}{'mask ns':>9}{'ratio':>7}")
+    print(f"{'message':<14}{'bytes':>7}{'reference ns':>14}"
+          f"{'utf8 ns':>9}{'ratio':>7}{'mask ns':>9}{'ratio':>7}")
     for r in rows:
         print(f"{r['message']:<14}{r['bytes']:>7}{r['reference_ns']:>14}{r['utf8_ns']:>9}"
               f"{r['utf8_ratio']:>7}{r['mask_ns']:>9}{r['mask_ratio']:>7}")

@@ -132,6 +132,7 @@ class ClusterRuntime:
         self._stop = threading.Event()
         self._caster = _DriverCaster(list(self.gateways.values()))
         self._supervisor: threading.Thread | None = None
+        self.purged: set[str] = set()  # gateways gone for good (see _supervise)
 
     def _init_ray(self, address: str | None, runtime_env: dict | None) -> None:
         if ray.is_initialized():
@@ -191,15 +192,36 @@ class ClusterRuntime:
         ray.get([g.set_bridges.remote(self.bridges) for g in self.gateways.values()], timeout=timeout)
 
     def _supervise(self) -> None:
-        """Restart a gateway's listener, or a bridge, after Ray restarted its process."""
+        """Restart a gateway's listener, or a bridge, after Ray restarted its process; purge
+        a gateway that is gone for good."""
+        died: set[str] = set()  # gateways whose last call failed with ActorDiedError
         while not self._stop.wait(1.0):
-            calls = [g.start.remote(self.gateways, list(self.bridges)) for g in self.gateways.values()]
-            calls += [b.start.remote() for b in self.bridges]
-            for call in calls:
+            live = {gid: g for gid, g in self.gateways.items() if gid not in self.purged}
+            calls = [(gid, g.start.remote(self.gateways, list(self.bridges))) for gid, g in live.items()]
+            calls += [(None, b.start.remote()) for b in self.bridges]
+            for gid, call in calls:
                 try:
                     ray.get(call, timeout=30)
+                    died.discard(gid or "")
+                except ray.exceptions.ActorDiedError as exc:
+                    # A call in flight when a restartable actor dies fails too, but calls
+                    # made after that wait for the restart: two failed rounds in a row mean
+                    # it is not coming back.
+                    if gid is not None and gid in died:
+                        self._purge(gid)
+                    elif gid is not None:
+                        died.add(gid)
+                    log.debug("actor died: %r", exc)
                 except Exception as exc:  # noqa: BLE001 - a restarting actor; next round
                     log.debug("actor not ready: %r", exc)
+
+    def _purge(self, gid: str) -> None:
+        """Tell every shard and live gateway that gateway ``gid`` is gone for good."""
+        self.purged.add(gid)
+        log.warning("gateway %s is gone for good; purged from the shards and its peers", gid)
+        refs = [s.drop_gateway.remote(gid) for s in self.shards]
+        refs += [g.drop_peer.remote(gid) for other, g in self.gateways.items() if other not in self.purged]
+        _each(refs)
 
     def cast(self, op: tuple) -> None:
         """A cast from the driver, routed by the first gateway as if it started there."""

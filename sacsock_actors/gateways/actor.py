@@ -84,6 +84,12 @@ class _RayLinks:
             for h in handles
         ]
 
+    def drop_gateway(self, gateway_id: str) -> None:
+        """Stop sending to a gateway that is gone for good."""
+        self._gateways.pop(gateway_id, None)
+        self._gateway_out.pop(gateway_id, None)
+        self._others = [g for g in self._others if g != gateway_id]
+
     def to_shard(self, index: int, op: tuple) -> None:
         self._shard_out[index].put(op)
 
@@ -191,6 +197,23 @@ class GatewayActor:
         out["ray_calls_out"] = sum(o.calls for o in self.links.outboxes())
         out["ray_ops_out"] = sum(o.items_sent for o in self.links.outboxes())
         return out
+
+    async def drop_peer(self, gateway_id: str) -> None:
+        """A peer gateway is gone for good (the driver's supervisor saw it die): no more
+        casts to it, and no room lists it as a holder here."""
+        if self.links is None or self.hub is None:
+            return
+        self.links.drop_gateway(gateway_id)
+        for room, holders in list(self.hub.holders.items()):
+            if gateway_id in holders:
+                self.hub.holders[room] = holders - {gateway_id}
+
+    async def holders(self, room: str) -> list[str] | None:
+        """The other gateways this one was told hold ``room`` (None: not known here, so
+        casts to it go to every gateway). For tests and operators."""
+        if self.hub is None or room not in self.hub.holders:
+            return None
+        return sorted(self.hub.holders[room])
 
     async def socket_ids(self) -> list[str]:
         return [] if self.hub is None else list(self.hub.sessions)

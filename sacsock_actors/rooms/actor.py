@@ -42,6 +42,15 @@ class RoomShardActor:
         self._tell_peers(self.table.reset_gateway(gateway_id, rooms))
         return self.epoch
 
+    async def drop_gateway(self, gateway_id: str) -> int:
+        """Forget a gateway that is gone for good: it no longer holds any room, and the
+        other holders of its rooms are told. Returns how many rooms it held."""
+        self.gateways.pop(gateway_id, None)
+        self.outboxes.pop(gateway_id, None)
+        rooms = self.table.drop_gateway(gateway_id)
+        self._tell_peers(rooms)
+        return len(rooms)
+
     async def apply(self, gateway_id: str, ops: list[tuple]) -> str:
         """Joins and leaves from one gateway, in order."""
         table = self.table

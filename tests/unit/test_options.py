@@ -92,4 +92,5 @@ def test_bad_limits_raise_config_error_naming_the_option(kwargs):
 @pytest.mark.parametrize("origin", ["", "null", "file://", "http://"])
 def test_origins_without_a_host_are_refused(origin):
     assert not same_origin(origin, "example.com")
-    assert not ServerOptions(allowed_origins=["https://app.example.com"]).origin_allowed(origin, "example.com")
+    options = ServerOptions(allowed_origins=["https://app.example.com"])
+    assert not options.origin_allowed(origin, "example.com")
