@@ -197,7 +197,7 @@ class ClusterRuntime:
         died: set[str] = set()  # gateways whose last call failed with ActorDiedError
         while not self._stop.wait(1.0):
             live = {gid: g for gid, g in self.gateways.items() if gid not in self.purged}
-            calls = [(gid, g.start.remote(self.gateways, list(self.bridges))) for gid, g in live.items()]
+            calls = [(gid, g.start.remote(live, list(self.bridges))) for gid, g in live.items()]
             calls += [(None, b.start.remote()) for b in self.bridges]
             for gid, call in calls:
                 try:

@@ -87,6 +87,10 @@ class _RayLinks:
             for h in handles
         ]
 
+    def gateway_ids(self) -> tuple[str, ...]:
+        """Every gateway of the cluster this one knows, itself included."""
+        return tuple(self._gateways)
+
     def drop_gateway(self, gateway_id: str) -> None:
         """Stop sending to a gateway that is gone for good."""
         self._gateways.pop(gateway_id, None)
@@ -160,7 +164,8 @@ class GatewayActor:
         self.endpoint = Endpoint(self.spec, self.hub, cfg.path)
         me = ray.get_runtime_context().current_actor
         for i in range(self.links.shard_count):
-            self.shard_epoch(i, await self.links.shard(i).hello.remote(cfg.gateway_id, me, []))
+            hello = self.links.shard(i).hello.remote(cfg.gateway_id, me, [], self.links.gateway_ids())
+            self.shard_epoch(i, await hello)
         self.runner = web.AppRunner(self.endpoint.make_app(), handle_signals=False)
         await self.runner.setup()
         self.endpoint.install(self.runner)
@@ -255,7 +260,9 @@ class GatewayActor:
         me = ray.get_runtime_context().current_actor
         rooms = self.hub.rooms_for_shard(index)
         try:
-            epoch = await self.links.shard(index).hello.remote(self.config.gateway_id, me, rooms)
+            epoch = await self.links.shard(index).hello.remote(
+                self.config.gateway_id, me, rooms, self.links.gateway_ids()
+            )
         except Exception as exc:  # noqa: BLE001 - retried at the next ping
             log.warning("resync of shard %d failed: %r", index, exc)
             self._epochs.pop(index, None)
