@@ -244,3 +244,105 @@ async def test_shard_kill_under_flood(serve):
     print(f"\nshard kill: {len(members)} members x {sent} casts intact")
     for m in [publisher, helper, late, *members]:
         await m.close()
+
+
+# ---- federation: the bridge actor and redis-server die under flood -------------------------
+
+
+class ForeignPublisher:
+    """A raw redis client playing a Go instance: roomcasts "x:<i>" into ROOM, steadily."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as redis_asyncio
+
+        self.r = redis_asyncio.from_url(url)
+        self.sent = 0
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        from sacsock_actors.bridges import Cast
+        from sacsock_actors.bridges.redis_codec import channels, encode_cast
+
+        channel = channels().roomcasts
+
+        async def run() -> None:
+            while True:
+                raw = encode_cast(Cast(ROOM, "f", "S", f"x:{self.sent}".encode()), "foreign")
+                try:
+                    await self.r.publish(channel, raw)
+                    self.sent += 1
+                except Exception:  # noqa: BLE001 - redis is down on purpose; go on trying
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.005)
+
+        self.task = asyncio.get_running_loop().create_task(run())
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        await self.r.aclose()
+
+
+async def federation_resumes(members: list[Member], what: str) -> float:
+    """Seconds until every member received a new foreign cast (bounded)."""
+    began = time.monotonic()
+    marks = [len(m.got.get("x", [])) for m in members]
+    await until(lambda: all(len(m.got.get("x", [])) > k for m, k in zip(members, marks, strict=True)),
+                what=what)
+    return time.monotonic() - began
+
+
+def bridged(serve, url: str):
+    from sacsock_actors.bridges import RedisBridge
+
+    server = build()
+    server.set_multihome_backend(RedisBridge(url, server_name="ours", reconnect_max=1.0))
+    return serve(server, gateways=2)
+
+
+@pytest.mark.redis
+async def test_bridge_actor_kill_under_flood(serve, redis_server):
+    served = bridged(serve, redis_server.url)
+    publisher, members = await room_of(served, max(4, SOCKETS // 4))
+    foreign = ForeignPublisher(redis_server.url)
+    foreign.start()
+    await federation_resumes(members, "foreign casts arrive")
+    ray.kill(served.server._runtime.bridges[0], no_restart=False)
+    took = await federation_resumes(members, "federation resumes after the bridge actor restarted")
+    await until(lambda: served.server.stats()["bridge-0"].get("connected") == 1, what="bridge reconnected")
+    REPORT["bridge kill: federation back s"] = took
+    print(f"\nbridge actor kill: federation back for {len(members)} members in {took:.2f} s")
+    await foreign.close()
+    for m in [publisher, *members]:
+        await m.close()
+
+
+@pytest.mark.redis
+async def test_redis_kill_under_flood(serve, redis_server):
+    served = bridged(serve, redis_server.url)
+    publisher, members = await room_of(served, max(4, SOCKETS // 4))
+    helper = await member_on(served, publisher.pid)
+    foreign = ForeignPublisher(redis_server.url)
+    foreign.start()
+    await federation_resumes(members, "foreign casts arrive")
+    # a local flood too: it goes on while redis is down, and the bridge's publishes fail
+    await publisher.send("flood", json.dumps({"room": ROOM, "tag": "r", "n": CASTS, "per_tick": 10}))
+    await until(lambda: len(members[0].got.get("r", [])) >= 100, what="local flood under way")
+    redis_server.stop()
+    await until(lambda: served.server.stats()["bridge-0"].get("connected") == 0, what="bridge saw redis go")
+    # the gateways stay responsive the whole time: round trips from every member
+    for m in members:
+        await m.send("echo", "alive")
+        assert await m.reply("echo", 30) == b"alive"
+    redis_server.start()
+    took = await federation_resumes(members, "federation resumes after redis restarted")
+    sent = await stop_flood(publisher, "r", helper)
+    await until(lambda: all(len(m.got.get("r", [])) >= sent for m in members), what="local flood complete")
+    for m in members:  # the local flood never depended on redis
+        assert contiguous(m.got["r"]), f"gap or disorder at {m.sid}"
+    REPORT["redis kill: federation back s"] = took
+    print(f"\nredis kill: local flood of {sent} intact for {len(members)} members; "
+          f"federation back in {took:.2f} s")
+    await foreign.close()
+    for m in [publisher, helper, *members]:
+        await m.close()
