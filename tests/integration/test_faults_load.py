@@ -28,6 +28,17 @@ ROOM = "flood-room"
 REPORT: dict[str, float] = {}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def report():
+    """Write what the faults measured to $SACSOCK_FAULT_REPORT (scripts/faults.sh)."""
+    yield
+    path = os.environ.get("SACSOCK_FAULT_REPORT")
+    if path:
+        with open(path, "w") as f:
+            json.dump({"sockets": SOCKETS, **REPORT}, f, indent=2)
+            f.write("\n")
+
+
 @dataclass
 class Member:
     """One socket of the room: what it received of each flood, and when it was closed."""
@@ -199,6 +210,7 @@ async def test_gateway_kill_under_flood(serve):
     for m in survivors:  # nothing lost, duplicated or out of order on the other gateway
         assert contiguous(m.got["g"]), f"gap or disorder at {m.sid}"
     REPORT["gateway kill: worst reconnect-to-cast s"] = max(recovered)
+    REPORT["gateway kill: casts intact per survivor"] = sent
     print(f"\ngateway kill: {len(survivors)} survivors x {sent} casts intact; "
           f"{len(victims)} victims back in {max(recovered):.2f} s (worst)")
     for m in [publisher, helper, *members]:
@@ -241,6 +253,7 @@ async def test_shard_kill_under_flood(serve):
         raise
     for m in members:  # casts never pass through a shard: none lost while it restarted
         assert contiguous(m.got["s"]), f"gap or disorder at {m.sid}"
+    REPORT["shard kill: casts intact per member"] = sent
     print(f"\nshard kill: {len(members)} members x {sent} casts intact")
     for m in [publisher, helper, late, *members]:
         await m.close()
