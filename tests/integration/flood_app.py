@@ -29,16 +29,18 @@ def build(**options) -> SocketServer:
 
     @server.on("flood")
     async def flood(socket, data):
-        """{"room", "tag", "n", "per_tick"}: casts "<tag>:<i>" for i = 0..n-1 (fewer when
-        told to stop), ``per_tick`` per loop turn; then "flood_done" with the count."""
+        """{"room", "tag", "n", "per_tick", "interval"}: casts "<tag>:<i>" for i = 0..n-1
+        (fewer when told to stop), ``per_tick`` every ``interval`` seconds; then
+        "flood_done" with the count."""
         msg = json.loads(data)
         room, tag, per_tick = msg["room"], msg["tag"], msg.get("per_tick", 20)
+        interval = msg.get("interval", 0.002)
         sent = 0
         while sent < msg["n"] and tag not in _stop:
             for _ in range(per_tick):
                 socket.roomcast(room, "f", f"{tag}:{sent}")
                 sent += 1
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(interval)
         _stop.discard(tag)
         socket.emit("flood_done", {"tag": tag, "sent": sent})
 
