@@ -536,6 +536,15 @@ class PeerClient:
         await asyncio.sleep(seconds)
         return self.of(event)[self._taken.get(event, 0):]
 
+    def forget(self) -> None:
+        """Drop every frame received so far (e.g. the probes of :func:`settle`)."""
+        self.frames.clear()
+        self._taken.clear()
+
+    async def until(self, predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+        """Wait until ``predicate()`` (checked after every frame) or fail naming ``what``."""
+        await self._until(predicate, what, timeout)
+
     async def emit(self, event: str, data: str | bytes | dict | list = "") -> None:
         """Send ``event`` (str: text frame; bytes: binary frame; dict/list: JSON text)."""
         if isinstance(data, (dict, list)):
@@ -573,9 +582,37 @@ class PeerClient:
         await asyncio.gather(self._reader, return_exceptions=True)
 
 
+async def settle(sender: PeerClient, room: str, members: Iterable[PeerClient], *,
+                 timeout: float = 2 * WAIT, every: float = 1.0) -> int:
+    """Wait until a roomcast by ``sender`` to ``room`` reaches every member: ``sender``
+    roomcasts a probe every ``every`` seconds until all have the latest one. Joins are
+    asynchronous across a fleet (and across gateways), so a test's first cast may race
+    them; after this it does not. Every client's frames are then forgotten (probes sent
+    before the last one were either received or lost). Returns the probes sent."""
+    members = list(members)
+    deadline = asyncio.get_running_loop().time() + timeout
+    sent = 0
+    while True:
+        sent += 1
+        tag = f"settle:{room}:{sent}"
+        await sender.roomcast(room, tag)
+        try:
+            for m in members:
+                await m.until(lambda m=m, tag=tag: any(f.payload == tag.encode() for f in m.of("roomcast")),
+                              f"probe {tag}", every)
+            break
+        except TimeoutError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"a roomcast to {room} by {sender.url} did not reach every member "
+                                   f"within {timeout:.0f} s ({sent} probes)") from None
+    for c in {id(c): c for c in [sender, *members]}.values():
+        c.forget()
+    return sent
+
+
 __all__ = [
     "APP_DIR", "DEFAULT_GROUP", "DEFAULT_PEERS_DIR", "PEER_APP", "READY", "REPO", "WAIT",
     "GoPeer", "Missing", "PeerClient", "Proc", "ProcessGroup", "RedisProc", "Sacsock",
     "active_groups", "cache_dir", "free_port", "go_peer_binary", "in_ci", "peers_dir",
-    "port_open", "redis_command", "sources_hash", "wait_for",
+    "port_open", "redis_command", "settle", "sources_hash", "wait_for",
 ]
