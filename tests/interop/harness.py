@@ -49,6 +49,7 @@ PEER_APP = "peer_app:server"
 WAIT = 30.0  # bound on waiting for one frame
 READY = 180.0  # bound on a process getting ready (a cold Ray start is 10-20 s here; CI is slower)
 DEFAULT_GROUP = "ss-rmhb-group-default"
+GO_FALLBACKS = ("/usr/local/go/bin/go", "/usr/lib/go/bin/go")  # where Go lives when not on PATH
 
 
 class Missing(Exception):
@@ -102,18 +103,20 @@ def go_peer_binary(timeout: float = 600.0) -> Path:
             raise Missing(f"SACSOCK_GO_PEER={prebuilt} is not an executable file")
         return path.resolve()
     src = peers_dir()
-    go = shutil.which("go")
+    go = shutil.which("go") or next((g for g in GO_FALLBACKS if os.access(g, os.X_OK)), None)
     if go is None:
-        raise Missing("Go is not on PATH (needed to build the upstream Go server; "
-                      "or set SACSOCK_GO_PEER to a prebuilt binary)")
-    version = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60).stdout
+        raise Missing("Go is not on PATH nor in /usr/local/go/bin (needed to build the upstream Go "
+                      "server; or set SACSOCK_GO_PEER to a prebuilt binary)")
+    env = dict(os.environ, PATH=f"{Path(go).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    version = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60,
+                             env=env).stdout
     out = cache_dir() / f"gopeer-{sources_hash(src, version.strip())}"
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
     result = subprocess.run(["bash", str(src / "build.sh"), str(tmp)], capture_output=True, text=True,
-                            timeout=timeout)
+                            timeout=timeout, env=env)
     if result.returncode != 0 or not tmp.is_file():
         raise RuntimeError(f"building the Go peer from {src} failed ({result.returncode}):\n"
                            f"{result.stdout}{result.stderr}")
