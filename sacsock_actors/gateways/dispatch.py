@@ -3,10 +3,15 @@
 - ``async def`` handlers are awaited on the gateway's event loop.
 - Plain ``def`` handlers are called inline on the loop too, so they cost what async ones
   do (no thread hop, and a publisher's frames still coalesce into one write per tick).
-  Each inline call is timed: a handler whose call takes longer than
-  ``options.blocking_threshold`` (10 ms) moves to the thread pool for good, logged once
-  and counted (``handlers_moved_to_pool``). A handler that blocks (``time.sleep``, a
-  blocking HTTP call) thus stalls the gateway's other sockets once, not on every call.
+  Each inline call is timed (``perf_counter``). A handler whose call takes longer than
+  ``options.blocking_threshold`` (10 ms) because it blocked (the thread gave up the CPU:
+  ``time.sleep``, blocking I/O) or computed that long moves to the thread pool for good,
+  logged once and counted (``handlers_moved_to_pool``). To tell that from the gateway
+  merely being descheduled on a busy machine (which says nothing about the handler),
+  a handler's first calls, and the next call after any slow one, are probed with
+  ``getrusage(RUSAGE_THREAD)``: voluntary context switches or CPU time over the
+  threshold convict it. A handler that blocks thus stalls the gateway's other sockets
+  once (twice if it starts blocking only later), not on every call.
 - ``server.on(event, blocking=True)`` (or ``blocking_threshold=None`` for every plain
   handler) sends a handler to the pool from its first call: no stall at all.
 - While a socket has a call in the pool, its later messages wait behind it in the
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -34,6 +40,11 @@ log = logging.getLogger(__name__)
 
 MAX_BACKLOG = 256
 """Messages a socket may have waiting behind a pooled call before its reader pauses."""
+
+PROBES = 3
+"""Calls of a plain handler probed with getrusage: its first ones, and those after a slow one."""
+
+_RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
 
 
 class Dispatcher:
@@ -53,19 +64,45 @@ class Dispatcher:
         self.async_events = {e for e, fn in spec.handlers.items() if id(fn) in self._async}
         self.inline_events = {e for e, fn in spec.handlers.items()
                               if id(fn) not in self._async and id(fn) not in self._pooled}
+        #: plain handlers whose next calls are probed -> probes left
+        self._probing = {id(fn): PROBES for fn in hooks if fn is not None
+                         and id(fn) not in self._async and id(fn) not in self._pooled}
 
     # ---- the reader's entry points ------------------------------------------------------
 
     def inline(self, fn: Handler, *args: Any) -> None:
-        """Call a plain handler on the loop, timed; a slow one moves to the pool for good."""
+        """Call a plain handler on the loop, timed; one that blocks moves to the pool for good."""
+        if id(fn) in self._probing:
+            self._probe(fn, args)
+            return
+        began = time.perf_counter()
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - logged with its traceback by failed()
+            self.failed(fn)
+        if self.threshold is not None and time.perf_counter() - began > self.threshold:
+            self._probing[id(fn)] = PROBES  # slow, or descheduled: the next calls will tell
+
+    def _probe(self, fn: Handler, args: tuple) -> None:
+        before = resource.getrusage(_RUSAGE_THREAD)
         began = time.perf_counter()
         try:
             fn(*args)
         except Exception:  # noqa: BLE001 - logged with its traceback by failed()
             self.failed(fn)
         took = time.perf_counter() - began
-        if self.threshold is not None and took > self.threshold:
-            self._to_pool(fn, took)
+        after = resource.getrusage(_RUSAGE_THREAD)
+        threshold = self.threshold
+        if threshold is not None and took > threshold:
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            if after.ru_nvcsw > before.ru_nvcsw or cpu > threshold:
+                self._to_pool(fn, took)
+            return  # slow because descheduled: not the handler's fault; keep probing
+        left = self._probing.get(id(fn), 0) - 1
+        if left > 0:
+            self._probing[id(fn)] = left
+        else:
+            self._probing.pop(id(fn), None)
 
     async def call(self, session: Session, fn: Handler, *args: Any) -> None:
         """Run ``fn(*args)`` for ``session`` after whatever of it is still queued.
@@ -141,6 +178,7 @@ class Dispatcher:
         if id(fn) in self._pooled:
             return
         self._pooled.add(id(fn))
+        self._probing.pop(id(fn), None)
         self.inline_events.difference_update([e for e, h in self._handlers.items() if h is fn])
         self.stats["handlers_moved_to_pool"] += 1
         log.warning("handler %s ran %.0f ms on the event loop; it runs in the thread pool from now "
