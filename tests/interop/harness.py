@@ -12,7 +12,10 @@ Fixtures built on these live in ``tests/interop/conftest.py``; put Go-peer tests
   as users run it, ``redis-server``), waits until each is ready, writes each one's output
   to its own log file and stops them all.
 - :class:`PeerClient`: a sac-sock websocket client that keeps every frame it receives, with
-  "wait for the next frame of event E" helpers (bounded by generous timeouts).
+  "wait for the next frame of event E" helpers (bounded by generous timeouts), and
+  :func:`settle`: wait until a roomcast from one side reaches every member of a room.
+- ``peer_app.py`` beside this file is the sacsock side with the Go peer's handlers, so one
+  client script drives either side (``ProcessGroup.sacsock()`` serves it by default).
 
 Timeouts here are bounds on a busy 2-core machine, never measurements.
 """
