@@ -57,6 +57,8 @@ class ServerOptions:
       after ``slow_consumer_grace`` seconds is closed (1013) and counted.
     - ``room_shards``: number of RoomShardActors rooms are hashed onto.
     - ``handler_threads``: thread pool size for plain (non-async) handlers, per gateway.
+    - ``access_log``: one log line per HTTP request (upgrades included) through Ray's log
+      pipeline; off by default (it does not scale to many connections).
     """
 
     allowed_origins: tuple[str, ...] = ()
@@ -67,6 +69,7 @@ class ServerOptions:
     slow_consumer_grace: float = 5.0
     room_shards: int = 2
     handler_threads: int = 16
+    access_log: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, str):
