@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser, port: int) -> None:
-        p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        p.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; 'node': its Ray node's address)")
         p.add_argument("--port", type=int, default=port)
         p.add_argument("--path", default="/socket", help="websocket path (default /socket)")
         p.add_argument("--gateways", type=int, default=1, help="gateway actors sharing the port")

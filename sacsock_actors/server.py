@@ -174,9 +174,11 @@ class SocketServer:
         infos = self.start(host, port, path, gateways, static_dir, **kwargs)
         ports = sorted({i["port"] for i in infos})
         url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        for p in ports:
-            print(f"sacsock: serving http://{url_host}:{p}/ (websocket ws://{url_host}:{p}{path}, "
-                  f"{len(infos)} gateway(s))", flush=True)
+        hosts = sorted({i.get("address", url_host) for i in infos}) if host == "node" else [url_host]
+        for h in hosts:
+            for p in ports:
+                print(f"sacsock: serving http://{h}:{p}/ (websocket ws://{h}:{p}{path}, "
+                      f"{len(infos)} gateway(s))", flush=True)
         if on_ready is not None:
             on_ready()
         if threading.current_thread() is threading.main_thread():

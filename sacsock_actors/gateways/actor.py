@@ -26,6 +26,8 @@ from .hub import Hub
 log = logging.getLogger(__name__)
 
 SHARD_PING_SECONDS = 1.0
+#: ``host`` value binding each gateway to the address of its own Ray node
+NODE_HOST = "node"
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ class GatewayActor:
         self._epochs: dict[int, str] = {}
         self._tasks: list[asyncio.Task] = []
         self._drained = False
+        self._address = config.host
 
     async def start(self, gateways: dict[str, Any], bridges: list[Any]) -> dict[str, Any]:
         """Join the cluster (every gateway, bridge and shard known), then bind the port,
@@ -159,8 +162,10 @@ class GatewayActor:
         access = {} if opts.access_log else {"access_log": None}
         self.runner = web.AppRunner(self.endpoint.make_app(), handle_signals=False, **access)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, cfg.host, cfg.port, reuse_port=True)
+        host = ray.util.get_node_ip_address() if cfg.host == NODE_HOST else cfg.host
+        site = web.TCPSite(self.runner, host, cfg.port, reuse_port=True)
         await site.start()
+        self._address = host
         self._tasks.append(asyncio.get_running_loop().create_task(self._housekeeping()))
         log.info("gateway %s serving ws://%s:%d%s", cfg.gateway_id, cfg.host, cfg.port, cfg.path)
         return self.info()
@@ -172,6 +177,7 @@ class GatewayActor:
             "pid": os.getpid(),
             "node_id": ray.get_runtime_context().get_node_id(),
             "host": _stdsocket.gethostname(),
+            "address": self._address,
             "started": self.runner is not None,
         }
 
