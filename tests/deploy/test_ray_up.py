@@ -197,13 +197,13 @@ async def test_ray_up_two_nodes_gateways_roomcasts_drain_down():
     ssh = SshSetup(work, ssh_port, {HEAD_IP: work / "head", WORKER_IP: work / "worker"}, str(VENV_BIN))
     ray = Launcher(cluster_config(work, ssh.key, base), ssh.bindir, work / "launcher.log")
     sshds = [NamespacedSshd(ssh, ip) for ip in (HEAD_IP, WORKER_IP)]
-    namespaces = []
-    for sshd in sshds:
-        sshd.start()
-        namespaces.append(sshd.pid_namespace())
-    assert all(namespaces) and len({*namespaces, os.readlink("/proc/self/ns/pid")}) == 3
+    namespaces: list[str | None] = []
     clients: list[SacClient] = []
     try:
+        for sshd in sshds:
+            sshd.start()
+            namespaces.append(sshd.pid_namespace())
+        assert all(namespaces) and len({*namespaces, os.readlink("/proc/self/ns/pid")}) == 3
         ray("up", "-y", "--no-config-cache", str(ray.config))
         out = ray.exec("~/sacsock_actors/.venv/bin/python ~/check/wait_nodes.py 180", bound=240)
         assert "alive nodes: 2" in out, out[-2000:]
@@ -241,7 +241,7 @@ async def test_ray_up_two_nodes_gateways_roomcasts_drain_down():
         for sshd in sshds:
             sshd.stop()
         deadline = time.monotonic() + 30
-        while any(processes_in(ns) for ns in namespaces) or processes_using(str(ssh.client_config)):
+        while any(processes_in(ns) for ns in namespaces if ns) or processes_using(str(ssh.client_config)):
             assert time.monotonic() < deadline, "processes of the ray up test were left behind"
             await asyncio.sleep(0.2)
         ray.forget()
