@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -106,7 +108,10 @@ class MetricsServer:
 
     def __init__(self, stats: Callable[[], Mapping[str, Mapping[str, Any]]], host: str, port: int) -> None:
         handler = type("_Handler", (_Handler,), {"stats": staticmethod(stats)})
-        self._http = ThreadingHTTPServer((host, port), handler)
+        try:
+            self._http = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc}") from None
         self._http.daemon_threads = True
         self.port = self._http.server_address[1]
         self._thread = threading.Thread(target=self._http.serve_forever, name="sacsock-metrics", daemon=True)

@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 
+from sacsock_actors.errors import ConfigError
 from sacsock_actors.metrics import CONTENT_TYPE, MetricsServer, render
 
 STATS = {
@@ -77,3 +78,12 @@ def test_metrics_server_serves_current_stats_and_503_on_failure():
         assert err.value.code == 404
     finally:
         server.stop()
+
+
+def test_a_taken_metrics_port_is_a_config_error():
+    first = MetricsServer(dict, "127.0.0.1", 0).start()
+    try:
+        with pytest.raises(ConfigError, match=f"cannot serve metrics on 127.0.0.1:{first.port}"):
+            MetricsServer(dict, "127.0.0.1", first.port)
+    finally:
+        first.stop()
