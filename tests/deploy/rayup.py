@@ -50,7 +50,7 @@ class SshSetup:
     """Keys, each node's home and login environment, the client config and the ``ssh``
     wrapper; one :class:`NamespacedSshd` per node address serves them."""
 
-    def __init__(self, work: Path, port: int, homes: dict[str, Path], path_prefix: str) -> None:
+    def __init__(self, work: Path, port: int, homes: dict[str, Path]) -> None:
         self.work = work
         self.port = port
         self.homes = homes
@@ -73,7 +73,7 @@ class SshSetup:
         wrapper.chmod(0o755)
         for home in homes.values():  # each node's login environment, as on a machine of its own
             (home / "tmp").mkdir(parents=True)
-            env = (f"export PATH={self.bindir}:{path_prefix}:$PATH RAY_TMPDIR={home}/tmp "
+            env = (f"export PATH={self.bindir}:$PATH RAY_TMPDIR={home}/tmp "
                    "RAY_USAGE_STATS_ENABLED=0 RAY_DEDUP_LOGS=0\n")
             (home / ".bashrc").write_text(env)
             (home / ".profile").write_text(". ~/.bashrc\n")

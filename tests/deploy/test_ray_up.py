@@ -6,7 +6,7 @@ process left behind.
 
 What the test changes in the shipped config, and why: the addresses, ssh user and key
 (its own sshd); distinct Ray ports and small resources per node (both share one machine);
-the setup command links this checkout's venv instead of building one per node (same
+the setup.sh command links this checkout's venv instead of building one per node (same
 machine, same files: ~1 min saved). Everything else (file mounts, rsync filters, the
 venv's `ray` commands) is as shipped.
 
@@ -97,7 +97,9 @@ def cluster_config(work: Path, key: Path, base: int) -> Path:
         "~/app": str(REPO / "examples" / "chat"),
         "~/check": str(work / "check"),
     }
-    config["setup_commands"] = [f"ln -sfn {VENV_BIN.parent} ~/sacsock_actors/.venv"]
+    link = f"ln -sfn {VENV_BIN.parent} ~/sacsock_actors/.venv"
+    assert any("scripts/setup.sh" in c for c in config["setup_commands"])
+    config["setup_commands"] = [link if "scripts/setup.sh" in c else c for c in config["setup_commands"]]
     ray = "~/sacsock_actors/.venv/bin/ray"
     assert config["head_start_ray_commands"][0] == f"{ray} stop"
     config["head_start_ray_commands"] = [
@@ -154,6 +156,10 @@ class Launcher:
         log = self.log.read_text() if self.log.exists() else ""
         for control in set(re.findall(r"ControlPath=(/tmp/ray_ssh_\w+/\w+)/", log)):
             shutil.rmtree(control, ignore_errors=True)
+            try:
+                Path(control).parent.rmdir()  # only when no other cluster's folder is in it
+            except OSError:
+                pass
 
     def exec(self, command: str, bound: float = 300.0) -> str:
         return self("exec", str(self.config), command, bound=bound)
@@ -194,7 +200,7 @@ async def test_ray_up_two_nodes_gateways_roomcasts_drain_down():
     app_port, metrics_port, ssh_port = base + 80, base + 81, base + 82
     (work / "check").mkdir()
     (work / "check" / "wait_nodes.py").write_text(WAIT_NODES)
-    ssh = SshSetup(work, ssh_port, {HEAD_IP: work / "head", WORKER_IP: work / "worker"}, str(VENV_BIN))
+    ssh = SshSetup(work, ssh_port, {HEAD_IP: work / "head", WORKER_IP: work / "worker"})
     ray = Launcher(cluster_config(work, ssh.key, base), ssh.bindir, work / "launcher.log")
     sshds = [NamespacedSshd(ssh, ip) for ip in (HEAD_IP, WORKER_IP)]
     namespaces: list[str | None] = []
@@ -205,6 +211,8 @@ async def test_ray_up_two_nodes_gateways_roomcasts_drain_down():
             namespaces.append(sshd.pid_namespace())
         assert all(namespaces) and len({*namespaces, os.readlink("/proc/self/ns/pid")}) == 3
         ray("up", "-y", "--no-config-cache", str(ray.config))
+        # the shipped setup puts the venv's `ray` on PATH (`ray down` runs a plain `ray stop`)
+        assert "sacsock_actors/.venv/bin/ray" in ray.exec("command -v ray", bound=60)
         out = ray.exec("~/sacsock_actors/.venv/bin/python ~/check/wait_nodes.py 180", bound=240)
         assert "alive nodes: 2" in out, out[-2000:]
 
