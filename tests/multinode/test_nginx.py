@@ -8,6 +8,7 @@ Runs in its own pytest process with tests/multinode (its own Ray cluster).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from sacsock_actors.cluster import Placement
 
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+JS_MEMBER = Path(__file__).with_name("js_member.mjs")
 
 
 def build() -> SocketServer:
@@ -156,6 +158,50 @@ class Member:
         return self.node
 
 
+class JsMember:
+    """The JS client in Node (js_member.mjs): joins in onConnect, reconnects by itself."""
+
+    def __init__(self, url: str) -> None:
+        node = shutil.which("node")
+        if node is None:
+            pytest.skip("node is not installed (the JS client tests need Node.js >= 20)")
+        version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout
+        major = int(version.lstrip("v").split(".")[0])
+        flags = ["--experimental-websocket"] if major < 22 else []
+        self.proc = subprocess.Popen(
+            [node, *flags, str(JS_MEMBER), url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines: asyncio.Queue[dict] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().run_in_executor(None, self._read)
+        self._loop = asyncio.get_running_loop()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                msg = {"event": "output", "data": line}
+            self._loop.call_soon_threadsafe(self.lines.put_nowait, msg)
+
+    async def next(self, event: str, bound: float = 60.0) -> str:
+        async def find() -> str:
+            while True:
+                msg = await self.lines.get()
+                if msg["event"] == event:
+                    return msg["data"]
+        return await asyncio.wait_for(find(), bound)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 async def test_nginx_upgrade_cast_and_drained_node_moves(cluster, tmp_path):
     nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
     assert len(nodes) == 2
@@ -167,8 +213,12 @@ async def test_nginx_upgrade_cast_and_drained_node_moves(cluster, tmp_path):
     nginx = Nginx(tmp_path / "nginx", site)
     lb = f"http://127.0.0.1:{lb_port}"
     members: list[Member] = []
+    js: JsMember | None = None
     try:
         await get_until(f"{lb}/healthz", 200)
+        js = JsMember(f"ws://127.0.0.1:{lb_port}/socket")
+        assert await js.next("joined") == "lobby"
+        js_node = await js.next("whoami")
         for _ in range(4):
             m = Member(lb)
             await m.connect()
@@ -179,19 +229,25 @@ async def test_nginx_upgrade_cast_and_drained_node_moves(cluster, tmp_path):
         for m in members:
             assert m.client is not None
             assert (await m.client.recv_event("news")).text == "one"
+        assert await js.next("news") == "one"
 
-        moving = [m for m in members if m.node == nodes[0]]
+        drained, other = js_node, next(n for n in nodes if n != js_node)  # the JS client's node
+        moving = [m for m in members if m.node == drained]
         closes = [asyncio.create_task(m.client.closed(60)) for m in moving if m.client]  # type: ignore[union-attr]
-        await asyncio.to_thread(server.drain, 30, nodes[0])
+        await asyncio.to_thread(server.drain, 30, drained)
         assert await asyncio.gather(*closes) == [1001] * len(moving)
-        await get_until(f"http://127.0.0.1:{ports[1]}/healthz", 200)
+        await js.next("disconnected")
         for m in moving:
             await m.client.close()  # type: ignore[union-attr]
-            assert await m.connect() == nodes[1], "a reconnect through nginx reached the drained node"
+            assert await m.connect() == other, "a reconnect through nginx reached the drained node"
+        # the JS client reconnected by itself and rejoined in its onConnect
+        assert await js.next("joined") == "lobby"
+        assert await js.next("whoami") == other
         await asyncio.sleep(0.5)
         server.roomcast("lobby", "news", "two")
         for m in members:
             assert (await m.client.recv_event("news")).text == "two"  # type: ignore[union-attr]
+        assert await js.next("news") == "two"
     except BaseException:
         print(nginx.log())
         raise
@@ -199,5 +255,7 @@ async def test_nginx_upgrade_cast_and_drained_node_moves(cluster, tmp_path):
         for m in members:
             if m.client is not None:
                 await m.client.close()
+        if js is not None:
+            js.stop()
         nginx.stop()
         server.shutdown()
