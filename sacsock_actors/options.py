@@ -56,12 +56,17 @@ class ServerOptions:
     - ``max_outgoing_buffer``: unsent bytes a socket may hold; a socket still above it
       after ``slow_consumer_grace`` seconds is closed (1013) and counted.
     - ``room_shards``: number of RoomShardActors rooms are hashed onto.
-    - ``handler_threads``: thread pool size for plain (non-async) handlers, per gateway.
+    - ``handler_threads``: thread pool size, per gateway, for plain handlers that block.
+    - ``blocking_threshold``: seconds; plain handlers run inline on the gateway's loop, and
+      one whose call takes longer than this moves to the thread pool for good (None: every
+      plain handler runs in the pool). See ``sacsock_actors.gateways.dispatch``.
+    - ``access_log``: one log line per HTTP request (upgrades included) through Ray's log
+      pipeline; off by default (it does not scale to many connections).
 
     Limits on what one client can make a gateway do (a socket that breaks one is closed
     with 1008, policy violation, and counted in ``stats()``; None turns a limit off):
 
-    - ``max_event_name``: longest inbound event name, in bytes.
+    - ``max_event_name``: longest inbound event name, in characters.
     - ``max_room_name``: longest room name a socket may join, in characters
       (``Socket.join`` raises ``LimitExceeded``; the socket is then closed).
     - ``max_rooms_per_socket``: rooms one socket may be in, its id room not counted.
@@ -84,6 +89,8 @@ class ServerOptions:
     slow_consumer_grace: float = 5.0
     room_shards: int = 2
     handler_threads: int = 16
+    blocking_threshold: float | None = 0.01
+    access_log: bool = False
     max_event_name: int | None = 256
     max_room_name: int | None = 256
     max_rooms_per_socket: int | None = 1000
@@ -103,6 +110,8 @@ class ServerOptions:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
         if self.heartbeat is not None and self.heartbeat <= 0:
             raise ConfigError("heartbeat must be a positive number of seconds or None")
+        if self.blocking_threshold is not None and not self.blocking_threshold > 0:
+            raise ConfigError("blocking_threshold must be a positive number of seconds or None")
         for name in ("max_event_name", "max_room_name", "max_rooms_per_socket"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidRoomName, LimitExceeded
+from .limits import LIMIT_CLOSE_CODE
 from .protocol import encode, socket_room
 
 if TYPE_CHECKING:
@@ -69,7 +70,11 @@ class Socket:
         gateway then closes this socket with 1008)."""
         _check_room(room)
         if self._options is not None:
-            _check_join_limits(self._options, self._session.rooms, room)
+            try:
+                _check_join_limits(self._options, self._session.rooms, room)
+            except LimitExceeded:
+                self._call(self._close, self._session, LIMIT_CLOSE_CODE)
+                raise
         if not self._session.closed:
             self._session.rooms.add(room)
             self._call(self._hub.join, self._session, room)
