@@ -120,6 +120,13 @@ def build(**options) -> SocketServer:
             else:
                 socket.roomcast(msg["rooms"][i % 3], "m", i)
 
+    @server.on("cast_mark")
+    async def cast_mark(socket, data):
+        """A roomcast, then a socketcast marker: one publisher, so they arrive in this order."""
+        msg = json.loads(data)
+        socket.roomcast(msg["room"], "rc", msg["i"])
+        socket.socketcast(msg["to"], "mark", msg["i"])
+
     @server.on("broadcast")
     async def broadcast(socket, data):
         socket.broadcast("broadcast", data.decode())
