@@ -33,6 +33,16 @@ def ensure_built() -> None:
     subprocess.run(["mvn", "-q", "-B", "package"], cwd=SERVER_DIR, check=True, timeout=900)
 
 
+def server_argv(port: int) -> list[str]:
+    """The command line of the test server on 127.0.0.1:``port``."""
+    java = shutil.which("java")
+    if java is None:
+        pytest.skip("java is needed for the MongoDB-wire test server (bash scripts/setup.sh)")
+    return [java, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", f"{JAR}{os.pathsep}{LIB}/*",
+            "sacsock.testmongo.Main", "--port", str(port)]
+
+
 class MongoWireServer:
     """The test server on 127.0.0.1:``port``; stop/start keep the port (state is lost)."""
 
@@ -45,15 +55,8 @@ class MongoWireServer:
 
     def start(self, timeout: float = 90.0) -> None:
         assert self.proc is None, "already running"
-        java = shutil.which("java")
-        assert java is not None
         with open(f"{self.workdir}/mongo-{self.port}.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [java, "-Xss512k", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                 "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-                 "-cp", f"{JAR}{os.pathsep}{LIB}/*", "sacsock.testmongo.Main", "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT,
-            )
+            self.proc = subprocess.Popen(server_argv(self.port), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while not self.ping():
             if self.proc.poll() is not None:
@@ -86,17 +89,21 @@ class MongoWireServer:
         self.proc.send_signal(signal.SIGCONT)
 
     def ping(self) -> bool:
-        """True when an OP_MSG ``ping`` gets an ``ok`` reply."""
-        # OP_MSG: header (len, id, 0, 2013), flags 0, section kind 0, {ping: 1, $db: "admin"}
-        body = (b"\x10ping\x00\x01\x00\x00\x00" + b"\x02$db\x00\x06\x00\x00\x00admin\x00")
-        doc = (len(body) + 5).to_bytes(4, "little") + body + b"\x00"
-        msg = (0).to_bytes(4, "little") + b"\x00" + doc
-        header = (16 + len(msg)).to_bytes(4, "little") + (1).to_bytes(4, "little") + bytes(4) + \
-            (2013).to_bytes(4, "little")
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                s.sendall(header + msg)
-                reply = s.recv(4096)
-                return len(reply) > 16 and b"ok" in reply
-        except OSError:
-            return False
+        return ping(self.port)
+
+
+def ping(port: int) -> bool:
+    """True when an OP_MSG ``ping`` to 127.0.0.1:``port`` gets an ``ok`` reply."""
+    # OP_MSG: header (len, id, 0, 2013), flags 0, section kind 0, {ping: 1, $db: "admin"}
+    body = b"\x10ping\x00\x01\x00\x00\x00" + b"\x02$db\x00\x06\x00\x00\x00admin\x00"
+    doc = (len(body) + 5).to_bytes(4, "little") + body + b"\x00"
+    msg = (0).to_bytes(4, "little") + b"\x00" + doc
+    header = (16 + len(msg)).to_bytes(4, "little") + (1).to_bytes(4, "little") + bytes(4) + \
+        (2013).to_bytes(4, "little")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(header + msg)
+            reply = s.recv(4096)
+            return len(reply) > 16 and b"ok" in reply
+    except OSError:
+        return False
