@@ -13,9 +13,12 @@ It uses pymongo's own asyncio client (``AsyncMongoClient``).
 Better than upstream:
 
 - Publishing is batched per tick: while one insert is in flight the next casts queue up;
-  a tick reads the group's active servers once and inserts every document of the tick with
-  one unordered ``insert_many`` per collection. Order is not lost: every document carries
-  a client-made ``_id`` (increasing in this process) and readers sort by ``(Expire, _id)``.
+  a tick inserts every document of the tick with one unordered ``insert_many`` per
+  collection, addressed to the group's active servers as the last poll read them (read
+  with every poll, alongside its finds: a server that joins or leaves is addressed or
+  dropped from the next poll on, one interval at most; upstream reads them per cast,
+  which costs every cast a round trip). Order is not lost: every document carries a
+  client-made ``_id`` (increasing in this process) and readers sort by ``(Expire, _id)``.
 - Receiving: one ``find`` per collection per poll, both collections at once, merged in
   ``(Expire, _id)`` order (so a Python publisher's roomcasts and broadcasts keep their
   order); marking read is one ``update_many`` by ``_id`` list per collection, sent with the
@@ -189,6 +192,7 @@ class MongoBridge(Bridge):
         self._ever_up = False
         self._needs_setup = True
         self._peers = 0
+        self._targets: list[str] | None = None  # the other servers of the group, last poll
         self._throttle = _Throttle()
 
     # the bridge is pickled into its actor: only the configuration travels
@@ -360,7 +364,9 @@ class MongoBridge(Bridge):
     async def _poll_loop(self) -> None:
         assert self._stopping is not None and self._first_attempt is not None
         failures = 0
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
+            began = loop.time()
             try:
                 if self._needs_setup:
                     await asyncio.wait_for(self._setup(), self.op_timeout * 4)
@@ -369,7 +375,7 @@ class MongoBridge(Bridge):
                 failures = 0
                 if more:
                     continue  # a full batch: read on at once
-                delay = self.poll_interval
+                delay = max(0.0, self.poll_interval - (loop.time() - began))  # a fixed rate
             except _ERRORS as exc:
                 self.counts["poll_errors"] += 1
                 self._went_down("poll", exc)
@@ -391,7 +397,8 @@ class MongoBridge(Bridge):
         rooms_skip, broads_skip = list(self._to_mark[ROOMCASTS]), list(self._to_mark[BROADCASTS])
         marks = [self._mark(name) for name in (ROOMCASTS, BROADCASTS) if self._to_mark[name]]
         results = await asyncio.gather(
-            self._find(ROOMCASTS, rooms_skip), self._find(BROADCASTS, broads_skip), *marks)
+            self._find(ROOMCASTS, rooms_skip), self._find(BROADCASTS, broads_skip), self._load_peers(),
+            *marks)
         rooms, broads = results[0], results[1]
         self._prune_seen()
         if not rooms and not broads:
@@ -401,6 +408,14 @@ class MongoBridge(Bridge):
         for doc, name in merged:
             self._on_document(name, doc)
         return len(rooms) >= self.max_batch or len(broads) >= self.max_batch
+
+    async def _load_peers(self) -> list[str]:
+        """The other servers of the group (from presence documents)."""
+        docs = await self._db[ACTIVE_SERVERS].find(
+            self.codec.peers_filter(), {"ServerName": 1, "_id": 0}).to_list()
+        self._targets = targets = self.codec.peer_names(docs)
+        self._peers = len(targets)
+        return targets
 
     async def _find(self, name: str, skip: list[ObjectId]) -> list[dict[str, Any]]:
         query = self.codec.unread_filter()
@@ -508,10 +523,9 @@ class MongoBridge(Bridge):
         """Insert one tick: the failed tick again (same _ids), else every cast queued now."""
         if not self._retry:
             casts = list(self._outbox)  # taken off the queue only once the tick is built
-            peer_docs = await self._db[ACTIVE_SERVERS].find(
-                self.codec.peers_filter(), {"ServerName": 1, "_id": 0}).to_list()
-            targets = self.codec.peer_names(peer_docs)
-            self._peers = len(targets)
+            # the group as of the last poll (read alongside its finds, so publishing waits
+            # for one round trip, not two); before the first poll, read it now
+            targets = self._targets if self._targets is not None else await self._load_peers()
             for _ in casts:
                 self._outbox.popleft()
             if not targets:

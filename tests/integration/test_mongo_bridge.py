@@ -131,6 +131,12 @@ def bridge_stats(served: Any) -> dict[str, int]:
     return served.server.stats()["bridge-0"]
 
 
+async def see_each_other(one: Any, two: Any) -> None:
+    """Both bridges have read the other's presence (a poll after it was written)."""
+    await eventually(lambda: bridge_stats(one)["peers"] == bridge_stats(two)["peers"] == 1,
+                     what="both bridges see the other")
+
+
 class Foreign:
     """A raw pymongo client playing another instance of the group, as upstream writes it."""
 
@@ -188,7 +194,7 @@ async def test_two_clusters_all_kinds_both_ways_exactly_once(mongo_url, serve):
     b, b_id = await client(two)
     for c in (a, b):
         await join(c, "lobby")
-    await eventually(lambda: bridge_stats(one)["connected"] and bridge_stats(two)["connected"], what="up")
+    await see_each_other(one, two)
 
     sends = [  # (sender, how, to, event, kind, data, expected payload, binary)
         (a, "roomcast", "lobby", "rs", "S", "héllo", "héllo".encode(), False),
@@ -348,7 +354,8 @@ async def test_a_member_that_leaves_gets_no_more_documents(mongo_url, serve):
     await cast(a, "broadcast", None, "e", "S", "first")
     for f in (stay, leaver):
         await aeventually(lambda: _count(f, 1), what=f"first document for {f.name}")  # noqa: B023
-    await leaver.leave()
+    await leaver.leave()  # dropped from the next poll on
+    await eventually(lambda: bridge_stats(served)["peers"] == 1, what="the bridge sees one peer left")
     await cast(a, "broadcast", None, "e", "S", "second")
     await aeventually(lambda: _count(stay, 2), what="second document for the one that stays")
     await cast(a, "broadcast", None, "e", "S", "third")
@@ -377,7 +384,7 @@ async def test_mongo_restart_local_casts_go_on_and_federation_resumes(mongo_serv
     b, _ = await client(two)
     for c in (a1, a2, b):
         await join(c, "lobby")
-    await eventually(lambda: bridge_stats(one)["connected"] and bridge_stats(two)["connected"], what="up")
+    await see_each_other(one, two)
     await cast(a1, "roomcast", "lobby", "chat", "S", "before")
     for c in (a1, a2, b):
         assert (await c.recv_event("chat")).text == "before"
@@ -392,6 +399,7 @@ async def test_mongo_restart_local_casts_go_on_and_federation_resumes(mongo_serv
     await asyncio.to_thread(mongo_server.start)  # in memory: a fresh, empty server
     await eventually(lambda: bridge_stats(one)["connected"] and bridge_stats(two)["connected"],
                      timeout=60, what="both bridges back")
+    await see_each_other(one, two)
     assert bridge_stats(one)["reconnects"] >= 1 and bridge_stats(two)["reconnects"] >= 1
     await cast(a1, "roomcast", "lobby", "chat", "S", "after")
     for c in (a1, a2):
@@ -417,7 +425,7 @@ async def test_mongo_paused_no_cast_lost_or_delivered_twice(mongo_server, serve)
     a, _ = await client(one)
     b, _ = await client(two)
     await join(b, "lobby")
-    await eventually(lambda: bridge_stats(one)["connected"] and bridge_stats(two)["connected"], what="up")
+    await see_each_other(one, two)
     await cast(a, "roomcast", "lobby", "n", "S", "0")
     assert (await b.recv_event("n")).text == "0"
 
