@@ -517,3 +517,57 @@ def test_pickles_configuration_only():
     c = pickle.loads(pickle.dumps(b))
     assert (c.url, c.server_group, c.server_name, c.poll_interval) == (b.url, "g", "n", 0.1)
     assert c.stats()["connected"] == 0 and "pw" not in repr(c)
+
+
+async def test_with_the_redis_bridge_at_once_each_publishes_and_none_echoes_the_other(
+    mongo_url, redis_server, serve
+):
+    import redis.asyncio as aioredis
+
+    from sacsock_actors.bridges import RedisBridge
+    from sacsock_actors.bridges.redis_codec import channels, encode_cast
+
+    grp = group()
+    foreign = await Foreign(mongo_url, grp, "go-raw").present()
+    sub = aioredis.from_url(redis_server.url)
+    pubsub = sub.pubsub()
+    chans = channels(grp)
+    await pubsub.subscribe(*chans)
+    for _ in chans:
+        assert (await pubsub.get_message(timeout=WAIT))["type"] == "subscribe"
+
+    server = build()
+    server.set_multihome_backend(RedisBridge(redis_server.url, server_group=grp, server_name="py"))
+    server.set_multihome_backend(MongoBridge(mongo_url, server_group=grp, server_name="py",
+                                             poll_interval=POLL))
+    served = serve(server)
+    a, _ = await client(served)
+    await join(a, "lobby")
+    await eventually(lambda: served.server.stats()["bridge-1"]["peers"] == 1, what="mongo bridge up")
+
+    async def redis_messages(seconds: float) -> list[bytes]:
+        out, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            msg = await pubsub.get_message(timeout=0.2)
+            if msg is not None and msg["type"] == "message":
+                out.append(msg["data"])
+        return out
+
+    # a local cast goes out on both bridges, once each
+    await cast(a, "roomcast", "lobby", "chat", "S", "local")
+    assert (await a.recv_event("chat")).text == "local"
+    docs = await aeventually(lambda: foreign.addressed_to_me("ss.roomcasts"), what="the mongo document")
+    assert [(d["RoomName"], d["Data"]) for d in docs] == [("lobby", "local")]
+    assert [json.loads(m)["e"] for m in await redis_messages(QUIET)] == ["chat"]
+
+    # arrivals from one bridge are delivered here and handed to neither bridge
+    await foreign.insert("ss.roomcasts", doc_to("py", grp, "ss.roomcasts", "chat", "via mongo", room="lobby"))
+    assert (await a.recv_event("chat")).text == "via mongo"
+    await sub.publish(chans.roomcasts, encode_cast(Cast("lobby", "chat", "S", b"via redis"), "go-r"))
+    assert (await a.recv_event("chat")).text == "via redis"
+    assert [json.loads(m)["s"] for m in await redis_messages(QUIET)] == ["go-r"]  # only its own
+    assert len(await foreign.addressed_to_me("ss.roomcasts")) == 1
+    await a.close()
+    await pubsub.aclose()
+    await sub.aclose()
+    await foreign.close()
