@@ -95,6 +95,7 @@ class Fleet:
         self.workdir = workdir
         self.go_bin = str(go_peer_binary())
         self.servers: list[SocketServer] = []
+        self.by_url: dict[str, SocketServer] = {}
         self.procs: list[subprocess.Popen] = []
 
     def python(self, group: str, name: str, poll: float) -> str:
@@ -104,7 +105,17 @@ class Fleet:
         port = free_port()
         server.start(port=port)
         self.servers.append(server)
+        self.by_url[f"http://127.0.0.1:{port}/socket"] = server
         return f"http://127.0.0.1:{port}/socket"
+
+    def wait_peers(self, url: str, n: int) -> None:
+        """Our bridges address the members their last poll saw: wait until it saw ``n``."""
+        server = self.by_url.get(url)
+        deadline = time.monotonic() + 120
+        while server is not None and server.stats()["bridge-0"]["peers"] < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url}: the bridge does not see {n} peers")
+            time.sleep(0.02)
 
     def go(self, group: str, name: str, poll: float) -> str:
         import socket
@@ -134,7 +145,7 @@ class Fleet:
         for proc in self.procs:
             proc.terminate()
             proc.wait(20)
-        self.servers, self.procs = [], []
+        self.servers, self.procs, self.by_url = [], [], {}
 
 
 async def clean(db: Any, fleet: Fleet, group: str) -> None:
@@ -230,7 +241,10 @@ async def bench_latency(src: str, dst: str, samples: int) -> list[float]:
         for _ in range(samples):
             await tx.send_str(cast_message(f"{time.time():.6f}|" + "x" * 40))
             await asyncio.sleep(random.uniform(0.015, 0.045))
-        await asyncio.wait_for(reader, BOUND)
+        try:
+            await asyncio.wait_for(reader, 30)
+        except asyncio.TimeoutError:
+            print(f"latency: {samples - len(lat)} of {samples} casts did not arrive", flush=True)
         await tx.close()
         await rx.close()
     return lat
@@ -241,18 +255,19 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-async def run(fleet: Fleet, quick: bool) -> dict[str, Any]:
+async def run(fleet: Fleet, quick: bool, phase: str) -> dict[str, Any]:
     client = AsyncMongoClient(fleet.mongo_url, tz_aware=True)
     db = client[DB]
     rows: list[dict[str, Any]] = []
     sizes = [(1000, 64), (400, 4096)] if quick else [(5000, 64), (2000, 4096)]
     samples = 80 if quick else 250
     poll = 0.05
-    for kind in ("python", "go"):
+    for kind in ("python", "go") if phase in ("all", "throughput") else ():
         group = f"bench-tp-{kind}"
         start = fleet.python if kind == "python" else fleet.go
         url = await asyncio.to_thread(start, group, f"{kind}-tp", poll)
         await present(db, group, {f"{kind}-tp", "sink"})
+        await asyncio.to_thread(fleet.wait_peers, url, 1)
         for n, size in sizes:
             await bench_out(db, group, url, min(n, 200), size)  # warm up
             rate = await bench_out(db, group, url, n, size)
@@ -263,7 +278,7 @@ async def run(fleet: Fleet, quick: bool) -> dict[str, Any]:
                          "casts_per_s": round(rate), "poll_ms": poll * 1000})
             print(rows[-2], rows[-1], flush=True)
         await clean(db, fleet, group)
-    for poll in (0.05, 0.25):
+    for poll in (0.05, 0.25) if phase in ("all", "latency") else ():
         for kind in ("python", "go"):
             group = f"bench-lat-{kind}-{int(poll * 1000)}"
             start = fleet.python if kind == "python" else fleet.go
@@ -271,6 +286,8 @@ async def run(fleet: Fleet, quick: bool) -> dict[str, Any]:
             dst = await asyncio.to_thread(start, group, f"{kind}-b", poll)
             await present(db, group, {f"{kind}-a", f"{kind}-b"})
             await db["ss.activeServers"].delete_many({"ServerGroup": group, "ServerName": "sink"})
+            await asyncio.to_thread(fleet.wait_peers, src, 1)
+            await asyncio.to_thread(fleet.wait_peers, dst, 1)
             await bench_latency(src, dst, 10)  # warm up
             lat = await bench_latency(src, dst, samples)
             rows.append({"measure": "latency", "side": kind, "poll_ms": poll * 1000, "samples": len(lat),
@@ -288,6 +305,8 @@ def table(rows: list[dict[str, Any]]) -> str:
            f"{'measure':<8} {'payload':>8} {'ours':>9} {'Go':>9} {'ours/Go':>8}"]
     for measure in ("out", "in"):
         for size in sorted({r["payload_bytes"] for r in rows if r["measure"] == measure}):
+            if len({r["side"] for r in rows if r["measure"] == measure}) < 2:
+                continue
             ours, go = (next(r for r in rows if r["measure"] == measure and r["side"] == side
                              and r["payload_bytes"] == size) for side in ("python", "go"))
             out.append(f"{measure:<8} {size:>8} {ours['casts_per_s']:>9} {go['casts_per_s']:>9} "
@@ -305,6 +324,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer casts and samples")
+    parser.add_argument("--phase", choices=("all", "throughput", "latency"), default="all")
     parser.add_argument("--out", default=str(BENCH / "results" / "mongo_bridge.json"))
     args = parser.parse_args()
 
@@ -323,7 +343,7 @@ def main() -> int:
     ray.init(namespace="bench-mongo", include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     fleet = Fleet(f"mongodb://127.0.0.1:{port}/?directConnection=true", f"127.0.0.1:{port}", tmp)
     try:
-        result = asyncio.run(run(fleet, args.quick))
+        result = asyncio.run(run(fleet, args.quick, args.phase))
     finally:
         fleet.stop()
         ray.shutdown()

@@ -79,6 +79,9 @@ public final class Main {
                     if (se.getCodeName() != null) {
                         error.put("codeName", se.getCodeName());
                     }
+                } else if ("ns not found".equals(e.getMessageWithoutErrorCode())) {
+                    error.put("code", 26); // NamespaceNotFound, which drivers know to ignore on drop
+                    error.put("codeName", "NamespaceNotFound");
                 } else {
                     error.put("code", 8000);
                 }
