@@ -18,15 +18,17 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..app import AppSpec, Handler, is_async
+from ..app import AppSpec
 from ..protocol import new_socket_id, parse_inbound
 from ..socket import Socket
+from .dispatch import Dispatcher
 from .hub import Hub
 from .session import Session
 
 log = logging.getLogger(__name__)
 
 CLIENT_JS_PATH = "/sacsock.js"
+HEALTH_PATH = "/healthz"
 
 # Text frames as bytes (aiohttp >= 3.14): handlers get bytes anyway, so decoding each text
 # frame to str only to encode it back would be wasted work per message.
@@ -54,12 +56,9 @@ class Endpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._closing: set[asyncio.Task] = set()
-        # is_async of every handler, once (inspect is slow per message); keyed by id: the
-        # spec keeps the handlers alive, and callable objects need not be hashable
-        hooks = [*spec.handlers.values(), spec.on_connect, spec.on_disconnect]
-        self._async = {id(fn): is_async(fn) for fn in hooks if fn is not None}
-        # events whose handler is async: the message loop awaits those directly
-        self._async_events = frozenset(e for e, fn in spec.handlers.items() if is_async(fn))
+        self.dispatch = Dispatcher(spec, self.pool, hub.stats)
+        #: set by drain(): /healthz answers 503 and upgrades are refused
+        self.draining = False
 
     def make_app(self) -> web.Application:
         self._loop = asyncio.get_running_loop()
@@ -67,6 +66,7 @@ class Endpoint:
         app = web.Application()
         app.router.add_get(self.path, self.websocket)
         app.router.add_get(CLIENT_JS_PATH, self._client_js)
+        app.router.add_get(HEALTH_PATH, self._health)
         if self.spec.static_files:
             app.router.add_get("/{tail:.*}", self._static)
         return app
@@ -79,6 +79,12 @@ class Endpoint:
         except FileNotFoundError:
             raise web.HTTPNotFound(text="sacsock.js is not in this build") from None
         return web.Response(body=body, content_type="application/javascript")
+
+    async def _health(self, request: web.Request) -> web.Response:
+        """For load balancers: 200 while this gateway accepts sockets, 503 while draining."""
+        if self.draining:
+            return web.Response(status=503, text="draining\n", headers={"Retry-After": "1"})
+        return web.Response(text="ok\n")
 
     async def _static(self, request: web.Request) -> web.Response:
         name = request.match_info["tail"].strip("/") or "index.html"
@@ -94,6 +100,9 @@ class Endpoint:
     # ---- websocket --------------------------------------------------------------------------
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
+        if self.draining:  # a load balancer retries another gateway on 503
+            self.hub.stats["refused_draining"] += 1
+            return web.Response(status=503, text="draining\n", headers={"Retry-After": "1"})
         origin = request.headers.get("Origin")
         if not self.options.origin_allowed(origin, request.host):
             self.hub.stats["rejected_origin"] += 1
@@ -113,12 +122,13 @@ class Endpoint:
         session.socket = socket
         self.hub.attach(session)
         try:
+            dispatch = self.dispatch
             if self.spec.on_connect is not None:
-                await self._run(self.spec.on_connect, socket)
+                await dispatch.call(session, self.spec.on_connect, socket)
             # The message loop, inline: a separate coroutine would keep one more frame
             # (~0.3 KiB) alive per connected socket.
             handlers = self.spec.handlers
-            async_events = self._async_events
+            async_events, inline_events = dispatch.async_events, dispatch.inline_events
             stats = self.hub.stats
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
@@ -143,34 +153,21 @@ class Endpoint:
                     stats["unknown_events"] += 1
                     log.debug("socket %s: no handler for %r", session.id, inbound.event)
                     continue
-                if inbound.event in async_events:  # as _run does, minus one coroutine per message
+                # the two common cases without a call in between (dispatch.call does the same)
+                if session.backlog is None and inbound.event in inline_events:
+                    dispatch.inline(handler, socket, inbound.payload)
+                elif session.backlog is None and inbound.event in async_events:
                     try:
                         await handler(socket, inbound.payload)
-                    except Exception:  # noqa: BLE001 - logged with its traceback by _failed
-                        self._failed(handler)
+                    except Exception:  # noqa: BLE001 - logged with its traceback by failed()
+                        dispatch.failed(handler)
                 else:
-                    await self._run(handler, socket, inbound.payload)
+                    await dispatch.call(session, handler, socket, inbound.payload)
                 if session.closed:
                     break
         finally:
             await self._finish(session, WSCloseCode.OK)
         return ws
-
-    async def _run(self, fn: Handler, *args: Any) -> None:
-        """Run a handler: async ones on the loop, plain ones in the pool. Never raises."""
-        try:
-            run_async = self._async.get(id(fn))
-            if run_async if run_async is not None else is_async(fn):
-                await fn(*args)
-            else:
-                await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
-        except Exception:  # noqa: BLE001 - logged with its traceback by _failed
-            self._failed(fn)
-
-    def _failed(self, fn: Handler) -> None:
-        """Count and log the exception being handled; the socket stays open."""
-        self.hub.stats["handler_errors"] += 1
-        log.exception("handler %s raised; the socket stays open", getattr(fn, "__name__", fn))
 
     def close_session(self, session: Session, code: int) -> None:
         """Close a socket from the loop (Socket.close, slow consumer, shutdown). Idempotent."""
@@ -190,10 +187,13 @@ class Endpoint:
         if session.closed:
             return
         session.closed = True
+        await self._settled(session)  # its queued handler calls first, in order
         self.hub.leave_all(session)
         if self.spec.on_disconnect is not None:
-            await self._run(self.spec.on_disconnect, session.socket)
+            await self.dispatch.call(session, self.spec.on_disconnect, session.socket)
+            await self._settled(session)
         self.hub.detach(session)
+        _write_pending(session)  # frames queued for it before the close go out before 1001
         if not session.ws.closed:
             try:
                 await asyncio.wait_for(session.ws.close(code=code), 5)
@@ -201,8 +201,43 @@ class Endpoint:
                 if session.transport is not None:
                     session.transport.abort()
 
+    async def drain(self, timeout: float) -> int:
+        """Graceful close: refuse new sockets (health 503), write every queued frame, wait
+        (up to ``timeout`` s) until the sockets' send buffers empty, then close them all
+        with 1001. Returns how many sockets were open."""
+        self.draining = True
+        self.hub.flush()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        while loop.time() < deadline and any(
+            s.pending or (s.transport is not None and not s.transport.is_closing()
+                          and s.transport.get_write_buffer_size() > 0)
+            for s in self.hub.sessions.values()
+        ):
+            self.hub.flush()
+            await asyncio.sleep(0.02)
+        return await self.close_all(WSCloseCode.GOING_AWAY)
+
+    async def _settled(self, session: Session, timeout: float = 10.0) -> None:
+        """Wait (bounded) for the socket's handler calls still queued behind the pool."""
+        if session.backlog is None:
+            return
+        try:
+            await asyncio.wait_for(self.dispatch.settled(session), timeout)
+        except asyncio.TimeoutError:
+            log.warning("socket %s: closed with %d handler call(s) still queued after %.0f s",
+                        session.id, len(session.backlog or ()), timeout)
+
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY) -> int:
         """Close every socket (shutdown). Returns how many were open."""
         sessions = list(self.hub.sessions.values())
         await asyncio.gather(*(self._finish(s, code) for s in sessions), return_exceptions=True)
         return len(sessions)
+
+
+def _write_pending(session: Session) -> None:
+    """Write what the hub queued for a closing socket and has not flushed yet."""
+    pending, session.pending = session.pending, []
+    transport = session.transport
+    if pending and transport is not None and not transport.is_closing():
+        transport.write(b"".join(pending))
