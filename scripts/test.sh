@@ -11,7 +11,7 @@ began=$(date +%s)
 
 echo "== ruff"; ruff check .
 echo "== python: unit, integration (one Ray session), cli"
-python -m pytest -q tests/unit tests/integration tests/cli examples/chat
+python -m pytest -q tests/unit tests/integration tests/cli
 echo "== python: multi-node cluster"
 python -m pytest -q tests/multinode
 if [ -d tests/bench ]; then

@@ -1,6 +1,6 @@
 """Chat: rooms, messages, and who is here, on sacsock_actors.
 
-    cd examples/chat && sacsock serve app:server --static static     # or: sacsock demo
+    sacsock demo --port 8080          # from any directory: the page ships in the package
     open http://127.0.0.1:8080/
 
 On connect the server sends "rooms". Events from the browser (payloads as static/chat.js sends them):
