@@ -14,6 +14,8 @@ echo "== python: unit, integration (one Ray session), cli"
 python -m pytest -q tests/unit tests/integration tests/cli
 echo "== python: multi-node cluster"
 python -m pytest -q tests/multinode
+echo "== package: sdist/wheel, twine check, the wheel in a fresh venv (sacsock demo in Chromium, serve)"
+python -m pytest -q tests/package
 if [ -d tests/bench ]; then
   echo "== benchmark smoke run"
   python -m pytest -q tests/bench

@@ -1,0 +1,241 @@
+"""Install the built wheel as a user does: `pip install 'sacsock_actors[redis]'` into a fresh
+virtualenv outside the source tree, then run `sacsock demo` and `sacsock serve` from folders
+that have nothing to do with the checkout, stop them with Ctrl-C (SIGINT to the process
+group, as a terminal sends it) and check that no process they started is left."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, Dists
+from sacclient import SacClient, free_port
+
+import sacsock_actors
+
+TWO_PAGES = ROOT / "clientjs" / "test" / "e2e" / "two-pages-chat.mjs"
+CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
+MARK = "SACSOCK_WHEEL_TEST"  # every process the server starts inherits it; we look for it in /proc
+
+APP = '''
+from sacsock_actors import SocketServer
+from shout import shout          # a sibling module: the gateway actors must get it too
+
+server = SocketServer()
+
+@server.on("echo")
+def echo(socket, data):
+    socket.emit("echo", shout(data.decode()))
+
+@server.on("join")
+async def join(socket, data):
+    socket.join(data.decode())
+    socket.roomcast(data.decode(), "joined", socket.id)
+'''
+
+SHOUT = "def shout(text):\n    return text.upper() + '!'\n"
+
+
+class Venv:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.bin = path / "bin"
+
+    def env(self, mark: str) -> dict[str, str]:
+        """The environment of a user's shell with this venv activated, and nothing of ours."""
+        env = {k: v for k, v in os.environ.items()
+               if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "RAY_ADDRESS", "SACSOCK_BIN"}}
+        ours = str(Path(sys.executable).parent)
+        path = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != ours]
+        env.update(PATH=os.pathsep.join([str(self.bin), *path]), VIRTUAL_ENV=str(self.path),
+                   PYTHONUNBUFFERED="1", **{MARK: mark})
+        return env
+
+
+@pytest.fixture(scope="module")
+def venv(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    base = tmp_path_factory.mktemp("fresh-venv")
+    assert ROOT not in base.parents
+    subprocess.run([sys.executable, "-m", "venv", str(base / "venv")], check=True, timeout=300)
+    v = Venv(base / "venv")
+    began = time.monotonic()
+    proc = subprocess.run(
+        [str(v.bin / "python"), "-m", "pip", "install", "-q", f"{dists.wheel}[redis]"],
+        cwd=base, env=v.env("install"), capture_output=True, text=True, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    print(f"wheel + redis extra installed into a fresh venv in {time.monotonic() - began:.0f} s")
+    where = subprocess.run(
+        [str(v.bin / "python"), "-c", "import sacsock_actors, redis; print(sacsock_actors.__file__)"],
+        cwd=base, env=v.env("probe"), capture_output=True, text=True, timeout=120,
+    )
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()).is_relative_to(v.path), "imported from outside the venv"
+    return v
+
+
+def marked(mark: str) -> list[str]:
+    """'pid cmdline' of every live process whose environment carries ``MARK=mark``."""
+    needle = f"{MARK}={mark}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found.append(f"{entry.name} {cmd[:120]}")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+class Server:
+    """`sacsock ARGS` run from ``cwd`` in its own process group, as from a terminal."""
+
+    def __init__(self, venv: Venv, args: list[str], cwd: Path) -> None:
+        self.mark = secrets.token_hex(6)
+        self.proc = subprocess.Popen(
+            [str(venv.bin / "sacsock"), *args], cwd=cwd, env=venv.env(self.mark),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )
+        self.output = ""
+
+    async def wait_http(self, url: str, bound: float = 180.0) -> float:
+        import aiohttp
+
+        began = time.monotonic()
+        async with aiohttp.ClientSession() as s:
+            while time.monotonic() - began < bound:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"sacsock exited early: {self.stop()}")
+                try:
+                    async with s.get(url) as r:
+                        if r.status == 200:
+                            return time.monotonic() - began
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"{url} not ready within {bound} s: {self.stop()}")
+
+    def ctrl_c(self, bound: float = 90.0) -> int:
+        """SIGINT to the process group (what Ctrl-C does); returns the exit code."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            self.output, _ = self.proc.communicate(timeout=bound)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"no exit within {bound} s after SIGINT:\n{self.output}") from None
+        return self.proc.returncode
+
+    def stop(self) -> str:
+        """Last resort (a failed test): kill the group and everything marked; returns the output."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for line in marked(self.mark):
+            try:
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc.stdout and not self.proc.stdout.closed:
+            self.output += self.proc.communicate()[0]
+        return self.output
+
+    def leftovers(self, bound: float = 60.0) -> list[str]:
+        """Processes started by the server still alive after ``bound`` s (they may take a moment)."""
+        deadline = time.monotonic() + bound
+        while (left := marked(self.mark)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return left
+
+
+@pytest.fixture
+def serve(venv: Venv) -> Iterator:
+    started: list[Server] = []
+
+    def start(args: list[str], cwd: Path) -> Server:
+        started.append(Server(venv, args, cwd))
+        return started[-1]
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None or marked(s.mark):
+            s.stop()
+
+
+def test_version_from_the_installed_wheel(venv: Venv, tmp_path: Path):
+    for cmd in ([str(venv.bin / "sacsock"), "--version"],
+                [str(venv.bin / "python"), "-m", "sacsock_actors", "--version"]):
+        out = subprocess.run(cmd, cwd=tmp_path, env=venv.env("version"), capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == f"sacsock {sacsock_actors.__version__}"
+
+
+async def test_demo_from_an_empty_folder_chats_in_chromium_then_ctrl_c(venv: Venv, serve, tmp_path: Path):
+    node = shutil.which("node")
+    playwright = ROOT / "clientjs" / "node_modules" / "playwright-core"
+    assert node and Path(CHROMIUM).exists() and playwright.is_dir(), (
+        "needs Node, /usr/bin/chromium and clientjs/node_modules: run scripts/setup.sh"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    port = free_port()
+    server = serve(["demo", "--port", str(port)], empty)
+    took = await server.wait_http(f"http://127.0.0.1:{port}/")
+    print(f"sacsock demo (installed wheel) ready in {took:.1f} s")
+    started = marked(server.mark)
+    names = " ".join(started)
+    assert "raylet" in names and "GatewayActor" in names, started  # the check below can see Ray's processes
+
+    chat = await asyncio.to_thread(
+        subprocess.run, [node, str(TWO_PAGES), f"http://127.0.0.1:{port}"],
+        cwd=ROOT / "clientjs", capture_output=True, text=True, timeout=240,
+        env=dict(os.environ, CHROMIUM_BIN=CHROMIUM),
+    )
+    assert chat.returncode == 0, f"{chat.stdout}\n{chat.stderr}\nserver:\n{server.stop()}"
+    assert '"ok":true' in chat.stdout and '"from":"Ada"' in chat.stdout
+
+    code = server.ctrl_c()
+    assert code == 0, server.output
+    assert "signal SIGINT: shutting down" in server.output
+    assert server.leftovers() == [], f"left behind after Ctrl-C (of {len(started)} started)"
+    assert os.listdir(empty) == [], "the demo wrote into the folder it was run from"
+
+
+async def test_serve_an_app_with_a_sibling_module_from_its_own_folder(venv: Venv, serve, tmp_path: Path):
+    app = tmp_path / "elsewhere" / "myapp"
+    app.mkdir(parents=True)
+    (app / "app.py").write_text(APP)
+    (app / "shout.py").write_text(SHOUT)
+    port = free_port()
+    server = serve(["serve", "app:server", "--port", str(port), "--gateways", "2"], app)
+    took = await server.wait_http(f"http://127.0.0.1:{port}/sacsock.js")
+    print(f"sacsock serve app:server (installed wheel, 2 gateways) ready in {took:.1f} s")
+    clients = [await SacClient.connect(f"http://127.0.0.1:{port}/socket") for _ in range(4)]
+    try:
+        for c in clients:  # with 2 gateways, some land on each: both must run the sibling's code
+            assert (await c.call("echo", "hi")).text == "HI!"
+        await clients[0].emit("join", "r")
+        assert (await clients[0].recv_event("joined")).event == "joined"
+        stats_gateways = len([line for line in marked(server.mark) if "GatewayActor" in line])
+        assert stats_gateways == 2
+    finally:
+        code = server.ctrl_c()
+    assert code == 0, server.output
+    for c in clients:
+        assert await c.closed() == 1001
+        await c.close()
+    assert server.leftovers() == [], "left behind after Ctrl-C"
