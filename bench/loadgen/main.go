@@ -52,7 +52,7 @@ func main() {
 	mode := os.Args[1]
 	fs := flag.NewFlagSet(mode, flag.ExitOnError)
 	urls := fs.String("url", "ws://127.0.0.1:8080/socket", "server URL(s), comma-separated; sockets are spread round-robin")
-	proto := fs.String("proto", protoSacsock, "sacsock | socketio")
+	proto := fs.String("proto", protoSacsock, "sacsock | socketio | gopeer")
 	size := fs.Int("size", 64, "bytes of each published payload (>= 40)")
 	dialConc := fs.Int("dial-concurrency", 64, "connections being opened at once")
 	joinWait := fs.Duration("join-timeout", 180*time.Second, "how long to wait for every join to be acknowledged")
@@ -72,7 +72,7 @@ func main() {
 		*size = 40
 	}
 	c := &common{strings.Split(*urls, ","), *proto, *size, *dialConc, *joinWait, *settle}
-	if c.proto != protoSacsock && c.proto != protoSocketIO {
+	if c.proto != protoSacsock && c.proto != protoSocketIO && c.proto != protoGoPeer {
 		fatal("unknown -proto %q", c.proto)
 	}
 	var m interface {
