@@ -7,7 +7,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from .app import AppSpec, Handler
 from .errors import ConfigError, NotServingError
@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 MAX_STATIC_BYTES = 64 << 20
+H = TypeVar("H", bound=Handler)
 
 
 class SocketServer:
@@ -39,6 +40,11 @@ class SocketServer:
 
     # ---- registration ------------------------------------------------------------------
 
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+
     def on(self, event: str, handler: Handler | None = None) -> Any:
         """Register ``handler(socket, data: bytes)`` for ``event``; a decorator without handler."""
         if not isinstance(event, str) or not event or "\x02" in event:
@@ -58,13 +64,13 @@ class SocketServer:
         self.on(obj.event_name(), obj.handle_event)
         return obj
 
-    def on_connect(self, fn: Handler) -> Handler:
+    def on_connect(self, fn: H) -> H:
         """Run ``fn(socket)`` after a socket connects (joined to its id room), before its messages."""
         self._check_callable(fn, "on_connect")
         self._spec.on_connect = fn
         return fn
 
-    def on_disconnect(self, fn: Handler) -> Handler:
+    def on_disconnect(self, fn: H) -> H:
         """Run ``fn(socket)`` when a socket closes, after it left its rooms."""
         self._check_callable(fn, "on_disconnect")
         self._spec.on_disconnect = fn

@@ -10,6 +10,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 began=$(date +%s)
 
 echo "== ruff"; ruff check .
+echo "== mypy (the package, every def typed: [tool.mypy] in pyproject.toml)"; mypy
 echo "== python: unit, integration (one Ray session), cli"
 python -m pytest -q tests/unit tests/integration tests/cli
 echo "== python: multi-node cluster"

@@ -9,6 +9,7 @@ it the rooms it holds again).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket as _stdsocket
@@ -72,7 +73,7 @@ class _RayLinks:
             if gid not in self._gateway_out:
                 self._gateway_out[gid] = Outbox(
                     _caller(handle.receive),
-                    on_error=lambda batch, exc, gid=gid: self._gw.lost(f"gateway {gid}", batch, exc),
+                    on_error=functools.partial(self._gw.lost, f"gateway {gid}"),
                 )
 
     def set_bridges(self, handles: list[Any]) -> None:
