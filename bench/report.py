@@ -36,7 +36,7 @@ def fmt_us(v: float | None) -> str:
 def headline(row: Row) -> tuple[str, float | None]:
     """(unit, value) of a row's throughput figure."""
     m = row.metrics
-    if row.scenario == "echo":
+    if row.scenario in ("echo", "blocking"):
         return "round trips/s", m.get("round_trips_per_s")
     if row.scenario == "idle":
         return "KiB/conn (gateway)", row.extra.get("gateway_kib_per_conn")
@@ -132,6 +132,13 @@ def targets(rows: list[Row], k: int = 1000) -> list[dict]:
     for mine in OURS:
         versus("echo", echo_variant, mine, GO, ">=", 1.0)
         versus("echo", echo_variant, mine, GO, "<=", 1.0, "p99")
+    alone, blocked = (next((r for r in rows if r.scenario == "blocking" and r.variant.endswith(v)), None)
+                      for v in ("clients", "blocker"))
+    extra_ms = (blocked.metrics["p99_us"] - alone.metrics["p99_us"]) / 1000 if alone and blocked else None
+    check("echo p99 with a client calling a 0.2 s blocking handler, minus without it (ms)",
+          extra_ms, "<=", 10,
+          f"{fmt_us(blocked.metrics['p99_us'])} vs {fmt_us(alone.metrics['p99_us'])}, "
+          f"{blocked.metrics.get('blocker_calls')} blocking calls" if alone and blocked else "")
     rooms_variant = next((r.variant for r in rows if r.scenario == "rooms"), "")
     versus("rooms", rooms_variant, SACSOCK, BASELINE, ">=", 1.0)
     bad = [(r.scenario, r.variant, r.server, r.metrics.get("missing", 0), r.metrics.get("out_of_order", 0),

@@ -39,7 +39,7 @@ from procs import (
 )
 from report import Row, print_row
 
-SCENARIOS = ("idle", "echo", "fanout", "cross", "rooms")
+SCENARIOS = ("idle", "echo", "blocking", "fanout", "cross", "rooms")
 
 
 @dataclass
@@ -205,6 +205,28 @@ class Bench:
                 "per_server_cpu_s": res["round_trips"] / cpu["total"] if cpu["total"] else None,
                 "repetitions": all_}))
 
+    def blocking(self, servers: dict[str, Server]) -> None:
+        """Echo on the plain-handler app with and without one client that keeps calling a
+        handler that sleeps 0.2 s (not declared blocking), taking turns: the others' p99."""
+        server = servers.get(SACSOCK_PLAIN)
+        if server is None:
+            return
+        s = self.sizes
+        plain = {"without": server, "with": server}
+        lgs = {"without": self.loadgen("echo", server, clients=s.echo_clients),
+               "with": self.loadgen("echo", server, clients=s.echo_clients, blockers=1)}
+        try:
+            got = self.take_turns(plain, lgs, lambda kind: (s.echo_seconds, 10**9), self.repeats)
+        finally:
+            for lg in lgs.values():
+                lg.quit()
+        for kind, reps in got.items():
+            res, cpu, all_ = self.median(reps, "p99_us")
+            variant = f"{s.echo_clients} clients" + (" + 1 blocker" if kind == "with" else "")
+            self.add(Row("blocking", variant, server.label, res, cpu, {
+                "per_server_cpu_s": res["round_trips"] / cpu["total"] if cpu["total"] else None,
+                "repetitions_p99_us": all_}))
+
     def fanout_k(self, servers: dict[str, Server], k: int, scenario: str, variant: str,
                  fixed: bool) -> None:
         s = self.sizes
@@ -315,7 +337,7 @@ class Bench:
     # ---- driving -----------------------------------------------------------------------
 
     def run(self) -> None:
-        wanted = [x for x in ("idle", "echo", "fanout", "rooms") if x in self.only]
+        wanted = [x for x in ("idle", "echo", "blocking", "fanout", "rooms") if x in self.only]
         servers: dict[str, Server] = {}
         try:
             if wanted:

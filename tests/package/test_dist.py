@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Dists
+from pkgtools import ROOT, Dists, built_dists
 
 import sacsock_actors
 from sacsock_actors.demo import STATIC_DIR
@@ -22,6 +22,11 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     tomllib = pytest.importorskip("tomli")
+
+
+@pytest.fixture(scope="session")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
+    return built_dists(tmp_path_factory)
 
 
 def extras_in_pyproject() -> set[str]:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Dists
+from pkgtools import ROOT, Dists, built_dists
 from sacclient import SacClient, free_port
 
 import sacsock_actors
@@ -44,6 +44,11 @@ async def join(socket, data):
 '''
 
 SHOUT = "def shout(text):\n    return text.upper() + '!'\n"
+
+
+@pytest.fixture(scope="session")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
+    return built_dists(tmp_path_factory)
 
 
 class Venv:

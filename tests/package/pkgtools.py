@@ -1,6 +1,9 @@
-"""Build the distributions once per session, from a copy of the checkout (so no stale build/
-or egg-info of the working tree can leak into them): an sdist, the wheel built from that
-sdist, and a wheel built straight from the source tree."""
+"""Helpers of tests/package (not a conftest.py: tests/integration imports its own
+``conftest`` by name, which a second conftest module would shadow).
+
+:func:`built_dists` builds the distributions once per session, from a copy of the checkout
+(so no stale build/ or egg-info of the working tree can leak into them): an sdist, the
+wheel built from that sdist, and a wheel built straight from the source tree."""
 
 from __future__ import annotations
 
@@ -47,9 +50,17 @@ def _build(src: Path, out: Path, *flags: str) -> None:
     assert proc.returncode == 0, f"python -m build {' '.join(flags)} failed:\n{proc.stdout}\n{proc.stderr}"
 
 
-@pytest.fixture(scope="session")
-def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
-    base = tmp_path_factory.mktemp("dists")
+_built: list[Dists] = []
+
+
+def built_dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
+    """The session's distributions; built on the first call."""
+    if not _built:
+        _built.append(_build_all(tmp_path_factory.mktemp("dists")))
+    return _built[0]
+
+
+def _build_all(base: Path) -> Dists:
     src = base / "src"
     for name in _source_files():
         (src / name).parent.mkdir(parents=True, exist_ok=True)
