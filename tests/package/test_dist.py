@@ -60,6 +60,16 @@ def test_twine_check_passes_strict(dists: Dists):
     assert proc.stdout.count("PASSED") == 2, proc.stdout
 
 
+def test_readme_renders_as_an_index_shows_it(dists: Dists):
+    """PyPI renders text/markdown as GitHub-flavoured Markdown (tables included) and sanitises it."""
+    from readme_renderer.markdown import render  # needs cmarkgfm: the `test` extra brings it
+
+    html = render(metadata(dists.wheel).get_payload(), variant="GFM")
+    assert html is not None
+    assert html.count("<table>") >= 2  # options and extras tables render as tables
+    assert re.search(r"<h2[^>]*>Install<", html) and "sacsock demo --port 8080" in html
+
+
 def test_wheel_ships_the_demo_the_client_and_the_typing_marker(dists: Dists):
     names = set(contents(dists.wheel))
     demo = {f"sacsock_actors/demo/static/{p.name}" for p in STATIC_DIR.iterdir()}
