@@ -67,7 +67,7 @@ def test_readme_renders_as_an_index_shows_it(dists: Dists):
     html = render(metadata(dists.wheel).get_payload(), variant="GFM")
     assert html is not None
     assert html.count("<table>") >= 2  # options and extras tables render as tables
-    assert re.search(r"<h2[^>]*>Install<", html) and "sacsock demo --port 8080" in html
+    assert re.search(r"<h2[^>]*>Install<", html) and html.count("<pre") >= 4  # code blocks
 
 
 def test_wheel_ships_the_demo_the_client_and_the_typing_marker(dists: Dists):
