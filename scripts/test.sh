@@ -17,6 +17,8 @@ echo "== python: multi-node cluster"
 python -m pytest -q tests/multinode
 echo "== package: sdist/wheel, twine check, the wheel in a fresh venv (sacsock demo in Chromium, serve)"
 python -m pytest -q tests/package
+echo "== deploy: a real ray up of deploy/cluster.yaml (CI, or SACSOCK_TEST_RAY_UP=1; ~1.5 min)"
+python -m pytest -q -rs tests/deploy
 if [ -d tests/bench ]; then
   echo "== benchmark smoke run"
   python -m pytest -q tests/bench

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,9 +117,21 @@ class Server:
             [str(venv.bin / "sacsock"), *args], cwd=cwd, env=venv.env(self.mark),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
-        self.output = ""
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    async def wait_http(self, url: str, bound: float = 180.0) -> float:
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    async def wait_ready(self, url: str, bound: float = 180.0) -> float:
+        """Until ``url`` answers 200 and the command logged "ready" (it handles Ctrl-C from then)."""
         import aiohttp
 
         began = time.monotonic()
@@ -126,12 +139,13 @@ class Server:
             while time.monotonic() - began < bound:
                 if self.proc.poll() is not None:
                     raise AssertionError(f"sacsock exited early: {self.stop()}")
-                try:
-                    async with s.get(url) as r:
-                        if r.status == 200:
-                            return time.monotonic() - began
-                except aiohttp.ClientError:
-                    pass
+                if " ready in " in self.output:
+                    try:
+                        async with s.get(url) as r:
+                            if r.status == 200:
+                                return time.monotonic() - began
+                    except aiohttp.ClientError:
+                        pass
                 await asyncio.sleep(0.2)
         raise AssertionError(f"{url} not ready within {bound} s: {self.stop()}")
 
@@ -140,10 +154,10 @@ class Server:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)
         try:
-            self.output, _ = self.proc.communicate(timeout=bound)
+            self.proc.wait(timeout=bound)
         except subprocess.TimeoutExpired:
-            self.stop()
-            raise AssertionError(f"no exit within {bound} s after SIGINT:\n{self.output}") from None
+            raise AssertionError(f"no exit within {bound} s after SIGINT:\n{self.stop()}") from None
+        self._reader.join(timeout=30)
         return self.proc.returncode
 
     def stop(self) -> str:
@@ -157,8 +171,8 @@ class Server:
                 os.kill(int(line.split()[0]), signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        if self.proc.stdout and not self.proc.stdout.closed:
-            self.output += self.proc.communicate()[0]
+        self.proc.wait(timeout=60)
+        self._reader.join(timeout=30)
         return self.output
 
     def leftovers(self, bound: float = 60.0) -> list[str]:
@@ -202,7 +216,7 @@ async def test_demo_from_an_empty_folder_chats_in_chromium_then_ctrl_c(venv: Ven
     empty.mkdir()
     port = free_port()
     server = serve(["demo", "--port", str(port)], empty)
-    took = await server.wait_http(f"http://127.0.0.1:{port}/")
+    took = await server.wait_ready(f"http://127.0.0.1:{port}/")
     print(f"sacsock demo (installed wheel) ready in {took:.1f} s")
     started = marked(server.mark)
     names = " ".join(started)
@@ -230,7 +244,7 @@ async def test_serve_an_app_with_a_sibling_module_from_its_own_folder(venv: Venv
     (app / "shout.py").write_text(SHOUT)
     port = free_port()
     server = serve(["serve", "app:server", "--port", str(port), "--gateways", "2"], app)
-    took = await server.wait_http(f"http://127.0.0.1:{port}/sacsock.js")
+    took = await server.wait_ready(f"http://127.0.0.1:{port}/sacsock.js")
     print(f"sacsock serve app:server (installed wheel, 2 gateways) ready in {took:.1f} s")
     clients: list[SacClient] = []
     pids: set[str] = set()
