@@ -212,7 +212,16 @@ class SocketServer:
         Takes the arguments of :meth:`start`; ``on_ready()`` runs once every gateway listens.
         SIGTERM drains (see :meth:`drain`, up to ``drain_timeout`` s); the others shut down.
         """
-        infos = self.start(host, port, path, gateways, static_dir, **kwargs)
+        main = threading.current_thread() is threading.main_thread()
+        early: list[int] = []  # a signal (Ctrl-C) while starting: acted on once started
+        previous = {s: signal.signal(s, lambda signum, frame: early.append(signum))
+                    for s in SHUTDOWN_SIGNALS} if main else {}
+        try:
+            infos = self.start(host, port, path, gateways, static_dir, **kwargs)
+        except BaseException:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            raise
         ports = sorted({i["port"] for i in infos})
         url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         hosts = sorted({i.get("address", url_host) for i in infos}) if host == "node" else [url_host]
@@ -222,9 +231,11 @@ class SocketServer:
                       f"{len(infos)} gateway(s))", flush=True)
         if on_ready is not None:
             on_ready()
-        if threading.current_thread() is threading.main_thread():
+        if main:
             for sig in SHUTDOWN_SIGNALS:
                 signal.signal(sig, lambda signum, frame: self._signal(signum))
+        if early:
+            self._signal(early[0])
         while not self._stopped.wait(0.5):
             pass
         if self._drain_requested:

@@ -319,3 +319,19 @@ def test_a_users_strict_mypy_sees_the_installed_types(venv: Venv, tmp_path: Path
     assert 'variable has type "int"' in found.pop(line["count:"], ""), proc.stdout
     assert 'has no attribute "emit"' in found.pop(line["server.on(\"x\""], ""), proc.stdout
     assert found == {}, proc.stdout  # nothing else: the correct code type-checks
+
+
+def test_ctrl_c_while_starting_stops_it_and_leaves_nothing(venv: Venv, serve, tmp_path: Path):
+    """Ctrl-C pressed while Ray and the actors are still starting is not lost: the command
+    finishes starting, then stops (exit 0), and nothing it started is left."""
+    server = serve(["demo", "--port", str(free_port())], tmp_path)
+    deadline = time.monotonic() + 180
+    while not any("raylet" in line for line in marked(server.mark)):  # Ray is up, the app not yet
+        assert server.proc.poll() is None and time.monotonic() < deadline, server.stop()
+        time.sleep(0.05)
+    early = " ready in " not in server.output
+    print(f"Ctrl-C {'while starting' if early else 'after ready (startup was quick)'}")
+    code = server.ctrl_c(bound=120)
+    assert code == 0, server.output
+    assert "signal SIGINT: shutting down" in server.output
+    assert server.leftovers() == [], "left behind after Ctrl-C while starting"
