@@ -53,8 +53,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="origin allowed besides same-origin; repeat, or '*' for any")
         p.add_argument("--redis", default=None, metavar="URL",
                        help="federate over Redis (redis://[:password@]host:port/db or rediss://...)")
-        p.add_argument("--server-group", default=None, help="Redis bridge server group")
-        p.add_argument("--server-name", default=None, help="Redis bridge server name (default: random)")
+        p.add_argument("--mongo", default=None, metavar="URL",
+                       help="federate over MongoDB (mongodb://[user:password@]host:port/...)")
+        p.add_argument("--mongo-poll", type=float, default=None, metavar="SECONDS",
+                       help="MongoDB bridge poll interval (default 0.25)")
+        p.add_argument("--server-group", default=None, help="bridge server group (Redis, MongoDB)")
+        p.add_argument("--server-name", default=None, help="bridge server name (default: random)")
         p.add_argument("--metrics-port", type=int, default=None,
                        help="serve Prometheus metrics of every gateway at :PORT/metrics (default: off)")
         p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port")
@@ -95,6 +99,17 @@ def _redis_bridge(args: argparse.Namespace) -> Any:
     return RedisBridge(args.redis, server_name=args.server_name, **kwargs)
 
 
+def _mongo_bridge(args: argparse.Namespace) -> Any:
+    try:
+        from .bridges import MongoBridge
+    except ImportError as exc:
+        raise ConfigError(f"--mongo needs pymongo: pip install 'sacsock_actors[mongo]' ({exc})") from None
+    kwargs: dict[str, Any] = {"server_group": args.server_group} if args.server_group else {}
+    if args.mongo_poll is not None:
+        kwargs["poll_interval"] = args.mongo_poll
+    return MongoBridge(args.mongo, server_name=args.server_name, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -113,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             static = args.static
         if args.redis:
             server.set_multihome_backend(_redis_bridge(args))
+        if args.mongo:
+            server.set_multihome_backend(_mongo_bridge(args))
+        elif args.mongo_poll is not None:
+            raise ConfigError("--mongo-poll needs --mongo URL")
         server.serve(
             host=args.host, port=args.port, path=args.path, gateways=args.gateways,
             static_dir=static, address=args.address, gateways_per_node=args.gateways_per_node,
