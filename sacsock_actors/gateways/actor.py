@@ -9,6 +9,7 @@ it the rooms it holds again).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket as _stdsocket
@@ -79,7 +80,7 @@ class _RayLinks:
             if gid not in self._gateway_out:
                 self._gateway_out[gid] = Outbox(
                     _caller(handle.receive),
-                    on_error=lambda batch, exc, gid=gid: self._gw.lost(f"gateway {gid}", batch, exc),
+                    on_error=functools.partial(self._gw.lost, f"gateway {gid}"),
                 )
 
     def set_bridges(self, handles: list[Any]) -> None:
@@ -173,7 +174,7 @@ class GatewayActor:
             hello = self.links.shard(i).hello.remote(cfg.gateway_id, me, [], self.links.gateway_ids())
             self.shard_epoch(i, await hello)
         # access logs (one line per request, upgrades included) only when asked for
-        access = {} if opts.access_log else {"access_log": None}
+        access: dict[str, Any] = {} if opts.access_log else {"access_log": None}
         self.runner = web.AppRunner(self.endpoint.make_app(), handle_signals=False, **access)
         await self.runner.setup()
         self.endpoint.install(self.runner)

@@ -13,6 +13,7 @@ the hellos list them) has said hello, or ``REBUILD_SECONDS`` after the first hel
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from typing import Any
@@ -48,8 +49,8 @@ class RoomShardActor:
         self.gateways[gateway_id] = handle
         if gateway_id not in self.outboxes:
             self.outboxes[gateway_id] = Outbox(
-                lambda batch, h=handle: h.receive.remote(batch),
-                on_error=lambda batch, exc, g=gateway_id: self._lost(g, batch, exc),
+                lambda batch: handle.receive.remote(batch),
+                on_error=functools.partial(self._lost, gateway_id),
             )
         self.greeted.add(gateway_id)
         self.expected.update(gateways)

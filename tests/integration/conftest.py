@@ -17,7 +17,7 @@ from sacsock_actors import SocketServer
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     if not ray.is_initialized():
-        # address="local": a fresh Ray, never a cluster someone else started on this machine
+        # address="local": always a new Ray, never another one found running on this machine
         ray.init(address="local", namespace="sacsock", include_dashboard=False, logging_level=logging.WARNING)
     yield
     ray.shutdown()
