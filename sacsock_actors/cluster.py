@@ -16,7 +16,7 @@ import threading
 import time
 import types
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -200,7 +200,9 @@ class ClusterRuntime:
         died: set[str] = set()  # gateways whose last call failed with ActorDiedError
         while not self._stop.wait(1.0):
             live = {gid: g for gid, g in self.gateways.items() if gid not in self.purged}
-            calls = [(gid, g.start.remote(live, list(self.bridges))) for gid, g in live.items()]
+            calls: list[tuple[str | None, Any]] = [
+                (gid, g.start.remote(live, list(self.bridges))) for gid, g in live.items()
+            ]
             calls += [(None, b.start.remote()) for b in self.bridges]
             for gid, call in calls:
                 try:
@@ -222,7 +224,7 @@ class ClusterRuntime:
         """Tell every shard and live gateway that gateway ``gid`` is gone for good."""
         self.purged.add(gid)
         log.warning("gateway %s is gone for good; purged from the shards and its peers", gid)
-        refs = [s.drop_gateway.remote(gid) for s in self.shards]
+        refs = [cast(Any, s).drop_gateway.remote(gid) for s in self.shards]
         refs += [g.drop_peer.remote(gid) for other, g in self.gateways.items() if other not in self.purged]
         _each(refs)
 

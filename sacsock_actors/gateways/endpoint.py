@@ -153,7 +153,7 @@ class Endpoint:
         check_utf8 = opts.check_utf8
         rate = opts.max_messages_per_second
         bucket = TokenBucket(rate, max(1.0, rate)) if rate is not None else None
-        close_code = WSCloseCode.OK
+        close_code: int = WSCloseCode.OK
         try:
             dispatch = self.dispatch
             if self.spec.on_connect is not None:

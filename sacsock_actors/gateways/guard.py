@@ -102,7 +102,7 @@ class MaskGuard(asyncio.Protocol):
         transport = request.transport
         if transport is None:
             return None
-        guard = cls(request.protocol, transport, on_violation)  # type: ignore[arg-type]
+        guard = cls(request.protocol, transport, on_violation)
         transport.set_protocol(guard)
         return guard
 
