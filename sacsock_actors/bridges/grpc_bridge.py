@@ -311,8 +311,10 @@ class GrpcBridge(Bridge):
                 creds = grpc.ssl_server_credentials([(self._key_pem, self._cert_pem)])
                 bound = server.add_secure_port(self.listen, creds)
         except RuntimeError as exc:
+            await server.stop(None)
             raise ConfigError(f"the gRPC bridge cannot listen on {self.listen}: {exc}") from None
         if not bound:
+            await server.stop(None)
             raise ConfigError(f"the gRPC bridge cannot listen on {self.listen} (in use?)")
         await server.start()
         self._server = server
@@ -345,6 +347,7 @@ class GrpcBridge(Bridge):
     def stats(self) -> dict[str, Any]:
         peers = {link.peer.spec: link.stats() for link in self._links}
         return {
+            "published": 0, "received": 0, "rejected": 0, "invalid": 0,
             **self.counts,
             "listening": int(self._server is not None),
             "connected": sum(1 for link in self._links if link.connected),
