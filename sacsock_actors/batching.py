@@ -39,12 +39,16 @@ class Outbox:
         self._max_batch = max_batch
         self._items: list[Any] = []
         self._task: asyncio.Task | None = None
+        self._put = 0  # items put so far
+        self._done = 0  # items whose call has finished (sent or failed)
+        self._waiters: list[tuple[int, asyncio.Future]] = []
         self.calls = 0
         self.items_sent = 0
 
     def put(self, item: Any) -> None:
         """Queue one item; must be called on the event loop."""
         self._items.append(item)
+        self._put += 1
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
@@ -52,9 +56,27 @@ class Outbox:
         return len(self._items)
 
     async def flush(self) -> None:
-        """Wait until everything put so far has been sent (or has failed)."""
-        while self._task is not None:
-            await asyncio.shield(self._task)
+        """Wait until everything put so far has been sent (or has failed).
+
+        Items put after this call do not delay it, so it ends even under steady load.
+        """
+        target = self._put
+        if self._done >= target:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, waiter))
+        await waiter
+
+    def _wake(self) -> None:
+        done = self._done
+        keep = []
+        for target, waiter in self._waiters:
+            if target <= done:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                keep.append((target, waiter))
+        self._waiters = keep
 
     async def _drain(self) -> None:
         try:
@@ -73,5 +95,8 @@ class Outbox:
                 else:
                     if self._on_result is not None:
                         self._on_result(result)
+                self._done += len(batch)
+                if self._waiters:
+                    self._wake()
         finally:
             self._task = None

@@ -57,7 +57,10 @@ class _RayLinks:
         shard = self._shards[index]
 
         async def send(batch: list) -> Any:
-            return await shard.apply.remote(self.gateway_id, batch)
+            try:
+                return await shard.apply.remote(self.gateway_id, batch)
+            finally:  # applied (or failed): sockets held by these joins may go on
+                self._gw.joins_confirmed(batch)
 
         return Outbox(
             send,
@@ -209,6 +212,10 @@ class GatewayActor:
         """Wait until every op queued so far has been handed to its destination."""
         if self.links is not None:
             await self.links.flush()
+
+    def joins_confirmed(self, batch: list) -> None:
+        if self.hub is not None:
+            self.hub.joins_confirmed(batch)
 
     # ---- shard incarnations --------------------------------------------------------------
 

@@ -77,6 +77,8 @@ class Hub:
         self._on_slow = on_slow_consumer
         self._dirty: set[Session] = set()
         self._flush_scheduled = False
+        # rooms announced to their shard and not confirmed yet: (the join op, held sessions)
+        self._joining: dict[str, tuple[tuple, list[Session]]] = {}
 
     # ---- membership -------------------------------------------------------------------
 
@@ -102,11 +104,46 @@ class Hub:
         self.stats["disconnected"] += 1
 
     def join(self, session: Session, room: str) -> None:
+        """Add ``session`` to ``room``. A room new to this gateway is announced to its shard,
+        and the socket's outgoing frames are held until the shard confirms that every other
+        gateway holding the room knows (``joins_confirmed``): so once the socket receives
+        anything sent after its join, every later cast to the room, from anywhere, reaches it.
+        """
         if session.closed:
             return
         session.rooms.add(room)
-        if self.rooms.add(room, session) and not room.startswith(SOCKET_ID_ROOM_PREFIX):
-            self.links.to_shard(shard_for(room, self.links.shard_count), ("join", room))
+        if room.startswith(SOCKET_ID_ROOM_PREFIX):
+            self.rooms.add(room, session)
+            return
+        if session in self.rooms.members(room):
+            return
+        if self.rooms.add(room, session):
+            op = ("join", room)
+            self._joining[room] = (op, [session])
+            session.held += 1
+            self.links.to_shard(shard_for(room, self.links.shard_count), op)
+            return
+        pending = self._joining.get(room)
+        if pending is not None:  # announced, not confirmed yet: wait with the others
+            pending[1].append(session)
+            session.held += 1
+
+    def joins_confirmed(self, ops: list[tuple]) -> None:
+        """The shard has applied ``ops`` (or the call failed): release the sockets held by
+        the joins among them. A join superseded by a leave and a new join is ignored."""
+        for op in ops:
+            if op[0] == "join":
+                pending = self._joining.get(op[1])
+                if pending is not None and pending[0] is op:
+                    del self._joining[op[1]]
+                    self._release(pending[1])
+
+    def _release(self, sessions: list[Session]) -> None:
+        for session in sessions:
+            session.held -= 1
+            if session.held == 0 and session.pending:
+                self._dirty.add(session)
+                self._schedule_flush()
 
     def leave(self, session: Session, room: str) -> None:
         if room == socket_room(session.id):
@@ -117,6 +154,9 @@ class Hub:
     def _leave_table(self, session: Session, room: str) -> None:
         if self.rooms.discard(room, session):
             self.holders.pop(room, None)
+            pending = self._joining.pop(room, None)
+            if pending is not None:  # nobody here waits for that join any more
+                self._release(pending[1])
             if not room.startswith(SOCKET_ID_ROOM_PREFIX):
                 self.links.to_shard(shard_for(room, self.links.shard_count), ("leave", room))
 
@@ -226,6 +266,8 @@ class Hub:
         now = time.monotonic()
         limit = self._limit
         for session in dirty:
+            if session.held:  # waits for a join's confirmation; released by _release
+                continue
             pending, session.pending = session.pending, []
             transport = session.transport
             if session.closed or transport is None or transport.is_closing():

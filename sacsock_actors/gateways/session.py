@@ -8,6 +8,7 @@ stays above the limit (a slow consumer) so it never slows the others.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Protocol
 
 
@@ -24,7 +25,10 @@ class Session:
     except ``rooms``, which Socket.join/leave update at once from any thread (single set
     operations, atomic under the GIL) so that ``in_room`` is right straight after."""
 
-    __slots__ = ("id", "ws", "transport", "rooms", "pending", "closed", "over_since", "socket")
+    __slots__ = (
+        "id", "ws", "transport", "rooms", "pending", "closed", "over_since", "socket", "held",
+        "backlog", "drained",
+    )
 
     def __init__(self, sid: str, ws: Any, transport: Transport | None) -> None:
         self.id = sid
@@ -35,6 +39,12 @@ class Session:
         self.closed = False
         self.over_since: float | None = None
         self.socket: Any = None
+        # joins new to this gateway that the room's shard has not confirmed yet: while
+        # above 0, frames for this socket stay in ``pending`` (see Hub.join)
+        self.held = 0
+        #: handler calls waiting behind one in the thread pool (None: nothing pooled)
+        self.backlog: deque[tuple[Any, tuple]] | None = None
+        self.drained: Any = None  # a future the reader awaits while the backlog is full
 
     def __repr__(self) -> str:
         return f"<Session {self.id} rooms={len(self.rooms)} closed={self.closed}>"

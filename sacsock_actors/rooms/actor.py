@@ -8,6 +8,7 @@ restart and resend their rooms (the table is rebuilt from the gateways, never pe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from typing import Any
@@ -43,25 +44,38 @@ class RoomShardActor:
         return self.epoch
 
     async def apply(self, gateway_id: str, ops: list[tuple]) -> str:
-        """Joins and leaves from one gateway, in order."""
+        """Joins and leaves from one gateway, in order.
+
+        Returns once every other gateway holding a room joined here has been told (the
+        caller holds its joining sockets' frames until then; see Hub.join).
+        """
         table = self.table
         changed: set[str] = set()
+        joined = False
         for op in ops:
             kind, room = op[0], op[1]
             if kind == "join":
                 if table.add(room, gateway_id):
                     changed.add(room)
+                    joined = True
             elif kind == "leave":
                 if table.remove(room, gateway_id):
                     changed.add(room)
-        self._tell_peers(changed)
+        told = self._tell_peers(changed)
+        told.discard(gateway_id)
+        if joined and told:
+            await asyncio.gather(*(self.outboxes[g].flush() for g in told if g in self.outboxes))
         return self.epoch
 
-    def _tell_peers(self, rooms: set[str]) -> None:
+    def _tell_peers(self, rooms: set[str]) -> set[str]:
+        """Send each room's holders the new holder set; returns the gateways told."""
+        told: set[str] = set()
         for room in rooms:
             holders = tuple(self.table.gateways(room))
             for gid in holders:
                 self._send(gid, ("peers", room, holders))
+            told.update(holders)
+        return told
 
     def _send(self, gateway_id: str, op: tuple) -> None:
         out = self.outboxes.get(gateway_id)

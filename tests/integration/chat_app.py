@@ -50,10 +50,19 @@ def build(**options) -> SocketServer:
     def where_plain(socket, data):
         socket.emit("where_plain", {"thread": threading.current_thread().name})
 
-    @server.on("block")
+    @server.on("where_blocking", blocking=True)
+    def where_blocking(socket, data):
+        socket.emit("where_blocking", {"thread": threading.current_thread().name})
+
+    @server.on("block", blocking=True)
     def block(socket, data):
         time.sleep(float(data))
         socket.emit("unblocked", "")
+
+    @server.on("slow")  # not declared blocking: moves to the pool after its first slow call
+    def slow(socket, data):
+        time.sleep(float(data))
+        socket.emit("slow", data.decode())
 
     @server.on("fail")
     def fail(socket, data):
@@ -119,6 +128,13 @@ def build(**options) -> SocketServer:
                 socket.broadcast("m", i)
             else:
                 socket.roomcast(msg["rooms"][i % 3], "m", i)
+
+    @server.on("cast_mark")
+    async def cast_mark(socket, data):
+        """A roomcast, then a socketcast marker: one publisher, so they arrive in this order."""
+        msg = json.loads(data)
+        socket.roomcast(msg["room"], "rc", msg["i"])
+        socket.socketcast(msg["to"], "mark", msg["i"])
 
     @server.on("broadcast")
     async def broadcast(socket, data):

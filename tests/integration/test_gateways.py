@@ -226,3 +226,39 @@ async def test_gateway_restart_serves_again(serve):
     assert (await c.call("echo", "back")).text == "back"
     assert (await c.call("where")).json["pid"] != old_pid
     await c.close()
+
+
+async def join_race_tries(a: SacClient, b: SacClient, b_id: str, tries: int, prefix: str) -> list[int]:
+    """``a`` (one gateway) joins a fresh room, then ``b`` (the other gateway) joins it; the
+    moment b's join reply arrives, a roomcasts to it and then socketcasts b a marker (same
+    publisher: ordered). Returns the tries whose roomcast b did not get before the marker."""
+    lost = []
+    for i in range(tries):
+        room = f"{prefix}-{i}"
+        await a.call("join", room)
+        await b.call("join", room)
+        await a.emit("cast_mark", json.dumps({"room": room, "i": i, "to": b_id}))
+        got = False
+        while True:
+            m = await b.recv()
+            if m.event == "rc" and m.json == i:
+                got = True
+            elif m.event == "mark" and m.json == i:
+                break
+        if not got:
+            lost.append(i)
+    return lost
+
+
+async def test_a_cast_made_after_a_join_reply_reaches_the_new_member(two):
+    """Once a socket got a frame sent after its join returned, every later cast reaches it,
+    even when its gateway is new to the room and the publisher's gateway thought it was alone."""
+    groups = await clients_on_two_gateways(two, per_gateway=2)
+    gw_a, gw_b = list(groups.values())
+    pairs = [(gw_a[k][0], gw_b[k][0], gw_b[k][1]) for k in range(2)]
+    results = await asyncio.gather(
+        *(join_race_tries(a, b, b_id, 150, f"race-{k}") for k, (a, b, b_id) in enumerate(pairs))
+    )
+    lost = [i for r in results for i in r]
+    assert lost == [], f"{len(lost)} of 300 casts made right after a join reply were lost"
+    await close_all(groups)

@@ -76,6 +76,12 @@ def run(fn):
     asyncio.run(go())
 
 
+def confirm(hub, links):
+    """What the gateway does once the shard applied the ops sent so far."""
+    hub.joins_confirmed([op for _, op in links.shard_ops])
+    links.shard_ops.clear()
+
+
 def test_attach_joins_id_room_without_telling_shards():
     hub, links, _ = make()
     s = session(hub, "A")
@@ -100,7 +106,7 @@ def test_roomcast_writes_one_prebuilt_frame_per_member_and_asks_all_when_holders
     a, b, c = session(hub, "A"), session(hub, "B"), session(hub, "C")
     hub.join(a, "r")
     hub.join(b, "r")
-    links.shard_ops.clear()
+    confirm(hub, links)
     frame = encode("ev", "hi")
     run(lambda: hub.roomcast("r", frame))
     wire = ws_frame(frame.data, False)
@@ -146,6 +152,7 @@ def test_a_lone_gateway_never_sends_casts_anywhere():
     hub, links, _ = make(others=[])
     a = session(hub, "A")
     hub.join(a, "r")
+    confirm(hub, links)
     run(lambda: hub.roomcast("r", encode("e", 1)))
     run(lambda: hub.roomcast("elsewhere", encode("e", 1)))
     assert links.gateway_ops == [] and len(a.transport.writes) == 1
@@ -200,10 +207,57 @@ def test_received_ops_deliver_locally_only():
     hub, links, _ = make(others=["g1"])
     a = session(hub, "A")
     hub.join(a, "r")
-    links.shard_ops.clear()
+    confirm(hub, links)
     run(lambda: hub.receive([("room", "r", b"W1"), ("all", b"W2"), ("room", "nope", b"W3")]))
     assert a.transport.writes == [b"W1W2"]
     assert links.shard_ops == [] and links.gateway_ops == []
+
+
+def test_a_join_new_to_the_gateway_holds_the_sockets_frames_until_the_shard_confirms():
+    hub, links, _ = make(others=["g1"])
+    a, b = session(hub, "A"), session(hub, "B")
+    hub.join(a, "r")
+    run(lambda: hub.emit(a, encode("joined", "r")))
+    run(lambda: hub.emit(b, encode("other", 1)))
+    assert a.transport.writes == [], "held: the shard has not confirmed the join"
+    assert len(b.transport.writes) == 1, "other sockets are not held"
+    hub.join(b, "r")  # announced, not confirmed yet: b waits too
+    run(lambda: hub.emit(b, encode("joined", "r")))
+    assert len(b.transport.writes) == 1
+    run(lambda: confirm(hub, links))
+    assert a.transport.writes == [ws_frame(encode("joined", "r").data, False)]
+    assert len(b.transport.writes) == 2
+    assert a.held == b.held == 0
+
+
+def test_a_join_to_a_confirmed_room_or_an_id_room_holds_nothing():
+    hub, links, _ = make(others=["g1"])
+    a, b = session(hub, "A"), session(hub, "B")
+    hub.join(a, "r")
+    confirm(hub, links)
+    hub.join(b, "r")
+    hub.join(b, socket_room("A"))
+    hub.join(a, "r")  # already a member
+    run(lambda: hub.emit(b, encode("x", 1)))
+    run(lambda: hub.emit(a, encode("x", 1)))
+    assert len(b.transport.writes) == 1 and len(a.transport.writes) == 1
+    assert links.shard_ops == []
+
+
+def test_leaving_releases_a_held_socket_and_a_stale_confirmation_is_ignored():
+    hub, links, _ = make(others=["g1"])
+    a = session(hub, "A")
+    hub.join(a, "r")
+    first = links.shard_ops[-1][1]
+    hub.leave(a, "r")
+    run(lambda: hub.emit(a, encode("x", 1)))
+    assert len(a.transport.writes) == 1, "left the room: nothing to wait for"
+    hub.join(a, "r")  # a new announcement
+    hub.joins_confirmed([first])  # the old one's confirmation does not release it
+    run(lambda: hub.emit(a, encode("x", 2)))
+    assert len(a.transport.writes) == 1
+    run(lambda: hub.joins_confirmed([links.shard_ops[-1][1]]))
+    assert len(a.transport.writes) == 2
 
 
 def test_unknown_op_is_counted_not_fatal():

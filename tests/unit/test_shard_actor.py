@@ -1,0 +1,46 @@
+"""RoomShardActor as a plain class, with fake gateway handles (no Ray)."""
+
+import asyncio
+
+from sacsock_actors.rooms.actor import RoomShardActor
+
+
+class FakeGateway:
+    """Looks like a Ray actor handle: ``receive.remote(batch)`` returns an awaitable."""
+
+    def __init__(self, delay: float = 0.0):
+        self.got: list[tuple] = []
+        self.delay = delay
+        self.receive = self
+
+    def remote(self, batch):
+        async def call():
+            await asyncio.sleep(self.delay)
+            self.got.extend(batch)
+
+        return call()
+
+
+def test_apply_of_a_join_returns_after_the_other_holders_were_told():
+    async def go():
+        shard = RoomShardActor(0)
+        g0, g1 = FakeGateway(), FakeGateway(delay=0.05)
+        await shard.hello("g0", g0, [])
+        await shard.hello("g1", g1, ["r"])
+        await shard.apply("g0", [("join", "r")])
+        assert ("peers", "r", ("g1", "g0")) in g1.got or ("peers", "r", ("g0", "g1")) in g1.got
+        return shard
+
+    shard = asyncio.run(go())
+    assert shard.pushed >= 3
+
+
+def test_apply_of_a_room_nobody_else_holds_does_not_wait():
+    async def go():
+        shard = RoomShardActor(0)
+        g0 = FakeGateway(delay=10.0)
+        await shard.hello("g0", g0, [])
+        await asyncio.wait_for(shard.apply("g0", [("join", "r")]), 1.0)
+        await asyncio.wait_for(shard.apply("g0", [("leave", "r")]), 1.0)
+
+    asyncio.run(go())
