@@ -113,11 +113,12 @@ def _grpc_shared_key(args: argparse.Namespace) -> bytes | None:
         try:
             key = Path(args.grpc_shared_key_file).read_bytes()
         except OSError as exc:
-            raise ConfigError(f"cannot read --grpc-shared-key-file {args.grpc_shared_key_file}: "
+            # the path is not echoed: a key mistakenly given in its place must not be printed
+            raise ConfigError(f"cannot read the file given to --grpc-shared-key-file: "
                               f"{exc.strerror}") from None
         key = key[:-2] if key.endswith(b"\r\n") else key[:-1] if key.endswith(b"\n") else key
         if not key:
-            raise ConfigError(f"--grpc-shared-key-file {args.grpc_shared_key_file} is empty")
+            raise ConfigError("the file given to --grpc-shared-key-file is empty")
         return key
     env = os.environ.get(GRPC_KEY_ENV)
     return env.encode("utf-8") if env else None
