@@ -301,7 +301,13 @@ class GrpcBridge(Bridge):
         if self._server is not None:
             return
         self._deliver = deliver
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        server = grpc.aio.server(options=[
+            ("grpc.so_reuseport", 0),  # a port in use is an error, not a shared listener
+            # upstream fires one goroutine per cast, so a Go peer's burst arrives as thousands
+            # of concurrent RPCs; gRPC's defaults (1,000 soft / 3,000 hard) cancel some of them
+            ("grpc.server.max_pending_requests", self.queue_size),
+            ("grpc.server.max_pending_requests_hard_limit", 2 * self.queue_size),
+        ])
         pb_grpc.add_PropagateServicer_to_server(_Servicer(self), server)
         try:
             if self.insecure:

@@ -455,3 +455,22 @@ async def test_a_busy_listen_port_fails_start(certs):
     with pytest.raises(ConfigError, match="cannot listen"):
         await second.start(lambda cast: None)
     await first.shutdown()
+
+
+async def test_a_burst_of_concurrent_rpcs_is_not_cancelled():
+    """Upstream sends each cast from its own goroutine: thousands of RPCs at once. gRPC's
+    default pending-request limits would cancel some (the Go peer logs CANCELLED)."""
+    port = free_port()
+    plain = await Plain(GrpcBridge(f"127.0.0.1:{port}", [], insecure=True)).start()
+    ch = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = pb_grpc.PropagateStub(ch)
+    n = 3000
+    results = await asyncio.gather(*(
+        stub.DoBroadcast(pb.Broadcast(timestamp=i, event="e", data=b"x", dataType=pb.STR), timeout=WAIT)
+        for i in range(n)), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert not errors, f"{len(errors)} failed, first {errors[0]!r}"
+    assert sorted(r.timestamp for r in results) == list(range(n))
+    assert len(plain.got) == n and plain.bridge.stats()["inbound"]["127.0.0.1"]["received"] == n
+    await ch.close()
+    await plain.stop()
