@@ -129,6 +129,21 @@ class Plain:
         assert len(self.got) == count, self.got[count:]
 
 
+@pytest.fixture
+async def plains() -> Any:
+    """``await plains(bridge) -> Plain`` (started); every one is stopped after the test."""
+    made: list[Plain] = []
+
+    async def start(bridge: GrpcBridge) -> Plain:
+        p = await Plain(bridge).start()
+        made.append(p)
+        return p
+
+    yield start
+    for p in made:
+        await p.stop()
+
+
 async def eventually(check: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -167,9 +182,9 @@ async def cluster_connected(served: Any, n: int = 1) -> dict[str, Any]:
 # ---- tests -------------------------------------------------------------------------------------
 
 
-async def test_all_kinds_and_types_both_directions_once(serve, certs):
+async def test_all_kinds_and_types_both_directions_once(serve, certs, plains):
     p_cluster, p_plain = free_port(), free_port()
-    plain = await Plain(secure(p_plain, [peer_of(p_cluster)], certs["ours"])).start()  # peer first
+    plain = await plains(secure(p_plain, [peer_of(p_cluster)], certs["ours"]))  # peer first
     served = serve_with(serve, secure(p_cluster, [peer_of(p_plain)], certs["ours"]), gateways=2)
     await cluster_connected(served)
     await plain.until(lambda: plain.bridge.stats()["connected"], "plain connected")
@@ -230,7 +245,7 @@ def hand_token(claims: Any, key: bytes = KEY, alg: str = "HS256") -> str:
     return head + "." + (b64(hmac.new(key, head.encode(), digest).digest()) if digest else "")
 
 
-async def test_refused_rpcs_deliver_nothing(serve, certs):
+async def test_refused_rpcs_deliver_nothing(serve, certs, plains):
     port = free_port()
     served = serve_with(serve, secure(port, [], certs["ours"]))
     a, _ = await client(served)
@@ -275,7 +290,7 @@ async def test_refused_rpcs_deliver_nothing(serve, certs):
 
     # a fleet member with another shared key: connected, every cast refused
     p_wrong = free_port()
-    wrong = await Plain(secure(p_wrong, [peer_of(port)], certs["ours"], key=OTHER_KEY)).start()
+    wrong = await plains(secure(p_wrong, [peer_of(port)], certs["ours"], key=OTHER_KEY))
     await wrong.until(lambda: wrong.bridge.stats()["connected"], "wrong-key peer connected")
     await wrong.bridge.publish([Cast("lobby", "message", "S", b"wrong key")])
     await wrong.until(lambda: wrong.bridge.stats()["failed"] == 1, "the wrong key's cast refused")
@@ -283,7 +298,7 @@ async def test_refused_rpcs_deliver_nothing(serve, certs):
     await wrong.stop()
     # and a fleet member with another certificate never gets a connection
     p_cert = free_port()
-    other_cert = await Plain(secure(p_cert, [peer_of(port)], certs["other"])).start()
+    other_cert = await plains(secure(p_cert, [peer_of(port)], certs["other"]))
     await other_cert.bridge.publish([Cast("lobby", "message", "S", b"wrong cert")])
     assert other_cert.bridge.stats()["connected"] == 0 and other_cert.bridge.stats()["dropped"] == 1
     await other_cert.stop()
@@ -343,12 +358,12 @@ async def test_invalid_casts_are_refused_and_counted(serve, certs):
     await a.close()
 
 
-async def test_peer_killed_and_restarted_mid_run(serve, certs):
+async def test_peer_killed_and_restarted_mid_run(serve, certs, plains):
     p_cluster, p_plain = free_port(), free_port()
     served = serve_with(serve, secure(p_cluster, [peer_of(p_plain)], certs["ours"]))  # peer later
     a, _ = await client(served)
     await join(a, "lobby")
-    plain = await Plain(secure(p_plain, [peer_of(p_cluster)], certs["ours"])).start()
+    plain = await plains(secure(p_plain, [peer_of(p_cluster)], certs["ours"]))
     await cluster_connected(served)
     await cast(a, "roomcast", "lobby", "m", "S", "one")
     await plain.until(lambda: len(plain.got) == 1, "first cast")
@@ -359,7 +374,7 @@ async def test_peer_killed_and_restarted_mid_run(serve, certs):
     assert (await a.recv_event("m")).text == "one" and (await a.recv_event("m")).text == "lost"
     await eventually(lambda: bridge_stats(served)["dropped"] >= 1, "the cast for a down peer dropped")
 
-    plain = await Plain(secure(p_plain, [peer_of(p_cluster)], certs["ours"])).start()  # same port
+    plain = await plains(secure(p_plain, [peer_of(p_cluster)], certs["ours"]))  # same port
     await cluster_connected(served)
     await plain.until(lambda: plain.bridge.stats()["connected"], "plain reconnected")
     await cast(a, "roomcast", "lobby", "m", "S", "two")
@@ -373,9 +388,9 @@ async def test_peer_killed_and_restarted_mid_run(serve, certs):
     await plain.stop()
 
 
-async def test_burst_of_1000_in_order_both_ways(serve, certs):
+async def test_burst_of_1000_in_order_both_ways(serve, certs, plains):
     p_cluster, p_plain = free_port(), free_port()
-    plain = await Plain(secure(p_plain, [peer_of(p_cluster)], certs["ours"])).start()
+    plain = await plains(secure(p_plain, [peer_of(p_cluster)], certs["ours"]))
     served = serve_with(serve, secure(p_cluster, [peer_of(p_plain)], certs["ours"]))
     await cluster_connected(served)
     await plain.until(lambda: plain.bridge.stats()["connected"], "plain connected")
@@ -457,11 +472,11 @@ async def test_a_busy_listen_port_fails_start(certs):
     await first.shutdown()
 
 
-async def test_a_burst_of_concurrent_rpcs_is_not_cancelled():
+async def test_a_burst_of_concurrent_rpcs_is_not_cancelled(plains):
     """Upstream sends each cast from its own goroutine: thousands of RPCs at once. gRPC's
     default pending-request limits would cancel some (the Go peer logs CANCELLED)."""
     port = free_port()
-    plain = await Plain(GrpcBridge(f"127.0.0.1:{port}", [], insecure=True)).start()
+    plain = await plains(GrpcBridge(f"127.0.0.1:{port}", [], insecure=True))
     ch = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     stub = pb_grpc.PropagateStub(ch)
     n = 3000
