@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser, port: int) -> None:
-        p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        p.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; 'node': its Ray node's address)")
         p.add_argument("--port", type=int, default=port)
         p.add_argument("--path", default="/socket", help="websocket path (default /socket)")
         p.add_argument("--gateways", type=int, default=1, help="gateway actors sharing the port")
@@ -64,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
                           help=f"file holding the HS256 token key (or set {GRPC_KEY_ENV})")
         grpc.add_argument("--grpc-insecure", action="store_true",
                           help="plaintext, no authentication: development only")
+        p.add_argument("--metrics-port", type=int, default=None,
+                       help="serve Prometheus metrics of every gateway at :PORT/metrics (default: off)")
+        p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port")
+        p.add_argument("--access-log", action="store_true",
+                       help="log one line per HTTP request and upgrade (default: off)")
+        p.add_argument("--drain-timeout", type=float, default=30.0,
+                       help="on SIGTERM, seconds to let queued frames flush before the 1001 closes")
         p.add_argument("-v", "--verbose", action="store_true")
 
     serve = sub.add_parser("serve", help="serve MODULE:ATTR (a SocketServer)")
@@ -83,6 +91,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         opts["max_message_size"] = args.max_message_size
     if args.allowed_origin:
         opts["allowed_origins"] = tuple(args.allowed_origin)
+    if args.access_log:
+        opts["access_log"] = True
     return opts
 
 
@@ -165,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host, port=args.port, path=args.path, gateways=args.gateways,
             static_dir=static, address=args.address, gateways_per_node=args.gateways_per_node,
             on_ready=lambda: log.info("ready in %.1f s", time.monotonic() - began),
+            metrics_port=args.metrics_port, metrics_host=args.metrics_host,
+            drain_timeout=args.drain_timeout,
             **_options(args),
         )
     except ConfigError as exc:

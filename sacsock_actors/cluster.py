@@ -106,6 +106,8 @@ class ClusterRuntime:
         self.path = path
         self.token = secrets.token_hex(4)
         self.started_ray = False
+        self.infos: dict[str, dict[str, Any]] = {}
+        self._stopped = False
         self._init_ray(address, runtime_env)
         ship_app_code(spec)
         if placements is None:
@@ -170,6 +172,7 @@ class ClusterRuntime:
         infos = ray.get(
             [g.start.remote(self.gateways, actors) for g in self.gateways.values()], timeout=timeout
         )
+        self.infos = dict(zip(self.gateways, infos, strict=True))
         ray.get([a.start.remote() for a in actors], timeout=timeout)
         self.bridges.extend(actors)
         self._supervisor = threading.Thread(target=self._supervise, name="sacsock-supervisor", daemon=True)
@@ -226,8 +229,49 @@ class ClusterRuntime:
             out[f"bridge-{i}"] = s
         return out
 
+    def drain(self, timeout: float, node_id: str | None = None) -> None:
+        """Graceful stop of every gateway (``node_id`` None: then of everything, as ``stop``)
+        or of the gateways on one node (the others keep serving).
+
+        Draining gateways answer /healthz and upgrades with 503 at once; casts accepted so
+        far (driver, other gateways) reach their sockets, which get every queued frame
+        (up to ``timeout`` s for slow readers) before their 1001 close.
+        """
+        if node_id is None:
+            drained = dict(self.gateways)
+        else:
+            drained = {
+                g: h for g, h in self.gateways.items() if self.infos.get(g, {}).get("node_id") == node_id
+            }
+            if not drained:
+                raise ConfigError(f"no gateway runs on node {node_id!r}; nodes: "
+                                  f"{sorted({i['node_id'] for i in self.infos.values()})}")
+            if len(drained) == len(self.gateways):
+                raise ConfigError("that is every gateway: call drain() without node_id to stop serving")
+        began = time.monotonic()
+        ray.get([g.begin_drain.remote() for g in drained.values()], timeout=30)
+        remaining = {g: h for g, h in self.gateways.items() if g not in drained}
+        if remaining:  # no more supervision or driver casts for the drained ones
+            self.gateways = remaining
+            self._caster.set_gateways(list(remaining.values()))
+        self._caster.flush(max(timeout, 1.0))
+        ray.get([g.flush.remote() for g in [*drained.values(), *remaining.values()]], timeout=60)
+        left = max(0.0, timeout - (time.monotonic() - began))
+        ray.get([g.drain.remote(left) for g in drained.values()], timeout=left + 60)
+        if not remaining:
+            self.stop()
+            return
+        ray.get([g.set_gateways.remote(remaining) for g in remaining.values()], timeout=60)
+        for gid, actor in drained.items():
+            ray.kill(actor, no_restart=True)
+            self.infos.pop(gid, None)
+
     def stop(self) -> None:
-        """Close every socket (1001), then the bridges, then the actors (and Ray if ours)."""
+        """Close every socket (1001), then the bridges, then the actors (and Ray if ours).
+        Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
         self._caster.close()
         try:
@@ -271,6 +315,12 @@ class _DriverCaster:
         self._thread = threading.Thread(target=self._run, name="sacsock-driver-casts", daemon=True)
         self._thread.start()
 
+    def set_gateways(self, gateways: list[Any]) -> None:
+        """Send to these gateways from now on (others are being drained)."""
+        with self._lock:
+            self._gateways = gateways
+            self._current = 0
+
     def put(self, op: tuple) -> None:
         with self._lock:
             self._pending += 1
@@ -295,7 +345,7 @@ class _DriverCaster:
 
     def _send(self, batch: list[tuple]) -> None:
         for _ in range(len(self._gateways)):
-            gateway = self._gateways[self._current]
+            gateway = self._gateways[self._current % len(self._gateways)]
             try:
                 ray.get(gateway.receive.remote(batch), timeout=60)
                 break

@@ -36,6 +36,8 @@ class SocketServer:
         self._bridges: list[Any] = []
         self._stopped = threading.Event()
         self._lock = threading.Lock()
+        self._metrics: Any = None
+        self._drain_requested = False
 
     # ---- registration ------------------------------------------------------------------
 
@@ -135,6 +137,8 @@ class SocketServer:
         gateways_per_node: int | None = None,
         placements: list[Any] | None = None,
         runtime_env: dict | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
         **options: Any,
     ) -> list[dict[str, Any]]:
         """Start serving without blocking; returns one info dict per gateway.
@@ -143,6 +147,8 @@ class SocketServer:
         ``gateways_per_node`` instead puts that many on every alive node;
         ``placements`` (a list of ``cluster.Placement``) pins each gateway to a node and port.
         Ray is started locally unless it is already initialised or ``address`` is given.
+        ``metrics_port`` serves Prometheus metrics of every gateway at
+        ``http://metrics_host:metrics_port/metrics`` from this (the driver) process.
         """
         from .cluster import ClusterRuntime  # Ray is imported only when serving
 
@@ -163,6 +169,10 @@ class SocketServer:
             )
             try:
                 infos = runtime.start(self._bridges)
+                if metrics_port is not None:
+                    from .metrics import MetricsServer
+
+                    self._metrics = MetricsServer(runtime.stats, metrics_host, metrics_port).start()
             except BaseException:
                 runtime.stop()
                 raise
@@ -178,18 +188,22 @@ class SocketServer:
         gateways: int = 1,
         static_dir: str | Path | None = None,
         on_ready: Callable[[], None] | None = None,
+        drain_timeout: float = 30.0,
         **kwargs: Any,
     ) -> None:
         """Serve until SIGINT/SIGTERM/SIGHUP/SIGQUIT or ``shutdown()``; then stop cleanly.
 
         Takes the arguments of :meth:`start`; ``on_ready()`` runs once every gateway listens.
+        SIGTERM drains (see :meth:`drain`, up to ``drain_timeout`` s); the others shut down.
         """
         infos = self.start(host, port, path, gateways, static_dir, **kwargs)
         ports = sorted({i["port"] for i in infos})
         url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        for p in ports:
-            print(f"sacsock: serving http://{url_host}:{p}/ (websocket ws://{url_host}:{p}{path}, "
-                  f"{len(infos)} gateway(s))", flush=True)
+        hosts = sorted({i.get("address", url_host) for i in infos}) if host == "node" else [url_host]
+        for h in hosts:
+            for p in ports:
+                print(f"sacsock: serving http://{h}:{p}/ (websocket ws://{h}:{p}{path}, "
+                      f"{len(infos)} gateway(s))", flush=True)
         if on_ready is not None:
             on_ready()
         if threading.current_thread() is threading.main_thread():
@@ -197,17 +211,55 @@ class SocketServer:
                 signal.signal(sig, lambda signum, frame: self._signal(signum))
         while not self._stopped.wait(0.5):
             pass
+        if self._drain_requested:
+            self._drain_requested = False
+            self.drain(drain_timeout)
         self.shutdown()
 
     def _signal(self, signum: int) -> None:
-        log.warning("signal %s: shutting down", signal.Signals(signum).name)
+        drain = signum == signal.SIGTERM
+        log.warning("signal %s: %s", signal.Signals(signum).name, "draining" if drain else "shutting down")
+        if drain and self._runtime is not None:
+            self._drain_requested = True
         self._stopped.set()
+
+    def drain(self, timeout: float = 30.0, node_id: str | None = None) -> None:
+        """Graceful stop for rolling upgrades; blocks until done.
+
+        Gateways stop accepting at once (``/healthz`` and upgrades answer 503, so a load
+        balancer sends new sockets elsewhere); casts accepted so far reach their sockets,
+        which get every queued frame (waiting up to ``timeout`` s for slow readers) before
+        their 1001 close; then the bridges, then the actors (and our Ray) stop.
+        With ``node_id`` (a Ray node id, as in ``start()``'s infos) only that node's
+        gateways drain and the rest keep serving: the clients reconnect through the load
+        balancer to another node and rejoin their rooms in their ``onConnect`` handler.
+        """
+        if timeout < 0:
+            raise ConfigError(f"timeout must be >= 0 seconds, got {timeout!r}")
+        if node_id is not None:
+            self._live().drain(timeout, node_id)
+            return
+        with self._lock:
+            runtime, self._runtime = self._runtime, None
+            metrics, self._metrics = self._metrics, None
+        self._stopped.set()
+        if runtime is None:
+            return
+        try:
+            runtime.drain(timeout)
+        finally:
+            runtime.stop()  # a no-op after a complete drain; the rest after a failed one
+            if metrics is not None:
+                metrics.stop()
 
     def shutdown(self) -> None:
         """Close every socket (1001), shut the bridges down, stop the actors (and our Ray)."""
         with self._lock:
             runtime, self._runtime = self._runtime, None
+            metrics, self._metrics = self._metrics, None
         self._stopped.set()
+        if metrics is not None:
+            metrics.stop()
         if runtime is not None:
             runtime.stop()
 

@@ -33,6 +33,10 @@ fi
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# deploy tests: nginx in front of the nodes; sshd and rsync for the real `ray up`
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v rsync >/dev/null || missing+=(rsync)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian"
   sudo_ apt-get update -q

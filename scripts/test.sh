@@ -14,6 +14,8 @@ echo "== python: unit, integration (one Ray session), cli"
 python -m pytest -q tests/unit tests/integration tests/cli examples/chat
 echo "== python: multi-node cluster"
 python -m pytest -q tests/multinode
+echo "== deploy: a real ray up of deploy/cluster.yaml (CI, or SACSOCK_TEST_RAY_UP=1; ~1.5 min)"
+python -m pytest -q -rs tests/deploy
 if [ -d tests/bench ]; then
   echo "== benchmark smoke run"
   python -m pytest -q tests/bench

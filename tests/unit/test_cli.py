@@ -94,3 +94,16 @@ def test_grpc_options_without_listen_are_refused(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "app.py").write_text("from sacsock_actors import SocketServer\nserver = SocketServer()\n")
     assert main(["serve", "app:server", "--grpc-peer", "h:1"]) == 2
+def test_production_flags_parse_and_default_off():
+    from sacsock_actors.cli import _options
+
+    args = _parser().parse_args(["serve", "app:server"])
+    assert (args.metrics_port, args.access_log, args.drain_timeout) == (None, False, 30.0)
+    assert "access_log" not in _options(args)
+    args = _parser().parse_args(
+        ["serve", "app:server", "--metrics-port", "9100", "--metrics-host", "0.0.0.0",
+         "--access-log", "--drain-timeout", "5", "--host", "node"]
+    )
+    got = (args.metrics_port, args.metrics_host, args.drain_timeout, args.host)
+    assert got == (9100, "0.0.0.0", 5.0, "node")
+    assert _options(args)["access_log"] is True
