@@ -221,6 +221,12 @@ class _PeerLink:
         self.channel.unsubscribe(self._on_state)
         if self._kick is not None:
             self._kick.cancel()
+        # gRPC's state watcher notices it has no subscriber within its 0.2 s poll; closing
+        # the channel under it makes that thread raise. Wait (bounded) for it to stop.
+        watcher = getattr(self.channel, "_connectivity_state", None)
+        deadline = time.monotonic() + 2.0
+        while getattr(watcher, "polling", False) and time.monotonic() < deadline:
+            time.sleep(0.02)
         self.channel.close()
         self._thread.join(self._timeout + 5)
 
