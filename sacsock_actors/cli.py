@@ -52,8 +52,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="origin allowed besides same-origin; repeat, or '*' for any")
         p.add_argument("--redis", default=None, metavar="URL",
                        help="federate over Redis (redis://[:password@]host:port/db or rediss://...)")
-        p.add_argument("--server-group", default=None, help="Redis bridge server group")
-        p.add_argument("--server-name", default=None, help="Redis bridge server name (default: random)")
+        p.add_argument("--mongo", default=None, metavar="URL",
+                       help="federate over MongoDB (mongodb://[user:password@]host:port/...)")
+        p.add_argument("--mongo-poll", type=float, default=None, metavar="SECONDS",
+                       help="MongoDB bridge poll interval (default 0.25)")
+        p.add_argument("--server-group", default=None, help="bridge server group (Redis, MongoDB)")
+        p.add_argument("--server-name", default=None, help="bridge server name (default: random)")
         grpc = p.add_argument_group("gRPC bridge (a peer mesh with Go ssgrpc instances)")
         grpc.add_argument("--grpc-listen", default=None, metavar="HOST:PORT",
                           help="serve the gRPC bridge here (one listener for the whole cluster)")
@@ -113,6 +117,17 @@ def _redis_bridge(args: argparse.Namespace) -> Any:
     return RedisBridge(args.redis, server_name=args.server_name, **kwargs)
 
 
+def _mongo_bridge(args: argparse.Namespace) -> Any:
+    try:
+        from .bridges import MongoBridge
+    except ImportError as exc:
+        raise ConfigError(f"--mongo needs pymongo: pip install 'sacsock_actors[mongo]' ({exc})") from None
+    kwargs: dict[str, Any] = {"server_group": args.server_group} if args.server_group else {}
+    if args.mongo_poll is not None:
+        kwargs["poll_interval"] = args.mongo_poll
+    return MongoBridge(args.mongo, server_name=args.server_name, **kwargs)
+
+
 GRPC_KEY_ENV = "SACSOCK_GRPC_SHARED_KEY"
 
 
@@ -167,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
             static = args.static
         if args.redis:
             server.set_multihome_backend(_redis_bridge(args))
+        if args.mongo:
+            server.set_multihome_backend(_mongo_bridge(args))
+        elif args.mongo_poll is not None:
+            raise ConfigError("--mongo-poll needs --mongo URL")
         if args.grpc_listen:
             server.set_multihome_backend(_grpc_bridge(args))
         elif args.grpc_peer or args.grpc_insecure or args.grpc_cert or args.grpc_key:

@@ -7,6 +7,8 @@ bash scripts/setup.sh
 ulimit -n 65536 2>/dev/null || true
 export SACSOCK_BIN="$PWD/.venv/bin/sacsock"
 export PATH="$PWD/.venv/bin:$PATH"
+# A busy machine can take Ray's GCS past its default ~20 s start-up window: allow 2 min.
+export RAY_gcs_server_port_wait_time_s="${RAY_gcs_server_port_wait_time_s:-120}"
 began=$(date +%s)
 
 echo "== ruff"; ruff check .
