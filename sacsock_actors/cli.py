@@ -8,9 +8,9 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
+from ._version import __version__
 from .errors import ConfigError
 from .server import SocketServer
 
@@ -34,6 +34,7 @@ def load_app(target: str) -> tuple[SocketServer, Any]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sacsock", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser, port: int) -> None:
@@ -82,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("app", help="MODULE:ATTR, imported from the current directory")
     serve.add_argument("--static", default=None, help="directory of static files served at /")
     common(serve, 8080)
-    demo = sub.add_parser("demo", help="run the chat example on a local Ray")
+    demo = sub.add_parser("demo", help="run the chat demo (shipped in the package) on a local Ray")
     common(demo, 8080)
     return parser
 
@@ -98,14 +99,6 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     if args.access_log:
         opts["access_log"] = True
     return opts
-
-
-def demo_dir() -> Path:
-    """examples/chat of the source checkout this package runs from."""
-    here = Path(__file__).resolve().parent.parent / "examples" / "chat"
-    if not (here / "app.py").is_file():
-        raise ConfigError(f"the chat example is not at {here}; run `sacsock demo` from a source checkout")
-    return here
 
 
 def _redis_bridge(args: argparse.Namespace) -> Any:
@@ -173,10 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     try:
         if args.command == "demo":
-            chat = demo_dir()
-            os.chdir(chat)
-            server, _ = load_app("app:server")
-            static = str(chat / "static")
+            from . import demo  # the chat example, shipped in the package
+
+            server, _ = load_app(demo.APP)
+            static = str(demo.STATIC_DIR)
         else:
             server, _ = load_app(args.app)
             static = args.static

@@ -7,7 +7,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from .app import AppSpec, Blocking, Handler, is_async
 from .errors import ConfigError, NotServingError
@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 MAX_STATIC_BYTES = 64 << 20
+H = TypeVar("H", bound=Handler)
 
 
 class SocketServer:
@@ -40,6 +41,11 @@ class SocketServer:
         self._drain_requested = False
 
     # ---- registration ------------------------------------------------------------------
+
+    @overload
+    def on(self, event: str, *, blocking: bool = ...) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: str, handler: H, *, blocking: bool = ...) -> H: ...
 
     def on(self, event: str, handler: Handler | None = None, *, blocking: bool = False) -> Any:
         """Register ``handler(socket, data: bytes)`` for ``event``; a decorator without handler.
@@ -66,6 +72,11 @@ class SocketServer:
         self.on(obj.event_name(), obj.handle_event)
         return obj
 
+    @overload
+    def on_connect(self, fn: H, *, blocking: bool = ...) -> H: ...
+    @overload
+    def on_connect(self, fn: None = None, *, blocking: bool = ...) -> Callable[[H], H]: ...
+
     def on_connect(self, fn: Handler | None = None, *, blocking: bool = False) -> Any:
         """Run ``fn(socket)`` after a socket connects (joined to its id room), before its messages.
 
@@ -76,6 +87,11 @@ class SocketServer:
         self._check_callable(fn, "on_connect")
         self._spec.on_connect = self._blocking(fn, blocking, "on_connect")
         return fn
+
+    @overload
+    def on_disconnect(self, fn: H, *, blocking: bool = ...) -> H: ...
+    @overload
+    def on_disconnect(self, fn: None = None, *, blocking: bool = ...) -> Callable[[H], H]: ...
 
     def on_disconnect(self, fn: Handler | None = None, *, blocking: bool = False) -> Any:
         """Run ``fn(socket)`` when a socket closes, after it left its rooms.
@@ -196,7 +212,16 @@ class SocketServer:
         Takes the arguments of :meth:`start`; ``on_ready()`` runs once every gateway listens.
         SIGTERM drains (see :meth:`drain`, up to ``drain_timeout`` s); the others shut down.
         """
-        infos = self.start(host, port, path, gateways, static_dir, **kwargs)
+        main = threading.current_thread() is threading.main_thread()
+        early: list[int] = []  # a signal (Ctrl-C) while starting: acted on once started
+        previous = {s: signal.signal(s, lambda signum, frame: early.append(signum))
+                    for s in SHUTDOWN_SIGNALS} if main else {}
+        try:
+            infos = self.start(host, port, path, gateways, static_dir, **kwargs)
+        except BaseException:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            raise
         ports = sorted({i["port"] for i in infos})
         url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         hosts = sorted({i.get("address", url_host) for i in infos}) if host == "node" else [url_host]
@@ -206,9 +231,11 @@ class SocketServer:
                       f"{len(infos)} gateway(s))", flush=True)
         if on_ready is not None:
             on_ready()
-        if threading.current_thread() is threading.main_thread():
+        if main:
             for sig in SHUTDOWN_SIGNALS:
                 signal.signal(sig, lambda signum, frame: self._signal(signum))
+        if early:
+            self._signal(early[0])
         while not self._stopped.wait(0.5):
             pass
         if self._drain_requested:

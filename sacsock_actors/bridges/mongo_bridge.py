@@ -578,7 +578,8 @@ class MongoBridge(Bridge):
 
 def _order_key(item: tuple[dict[str, Any], str]) -> tuple:
     doc = item[0]
-    expire, oid = doc.get("Expire"), doc.get("_id")
+    expire: Any = doc.get("Expire")
+    oid = doc.get("_id")
     ts = expire.timestamp() if hasattr(expire, "timestamp") else 0.0
     return (ts, str(oid) if isinstance(oid, ObjectId) else "")
 

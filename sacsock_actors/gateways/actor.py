@@ -9,6 +9,7 @@ it the rooms it holds again).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket as _stdsocket
@@ -79,7 +80,7 @@ class _RayLinks:
             if gid not in self._gateway_out:
                 self._gateway_out[gid] = Outbox(
                     _caller(handle.receive),
-                    on_error=lambda batch, exc, gid=gid: self._gw.lost(f"gateway {gid}", batch, exc),
+                    on_error=functools.partial(self._gw.lost, f"gateway {gid}"),
                 )
 
     def set_bridges(self, handles: list[Any]) -> None:
@@ -162,7 +163,7 @@ class GatewayActor:
         for i in range(self.links.shard_count):
             self.shard_epoch(i, await self.links.shard(i).hello.remote(cfg.gateway_id, me, []))
         # access logs (one line per request, upgrades included) only when asked for
-        access = {} if opts.access_log else {"access_log": None}
+        access: dict[str, Any] = {} if opts.access_log else {"access_log": None}
         self.runner = web.AppRunner(self.endpoint.make_app(), handle_signals=False, **access)
         await self.runner.setup()
         host = ray.util.get_node_ip_address() if cfg.host == NODE_HOST else cfg.host

@@ -9,6 +9,7 @@ restart and resend their rooms (the table is rebuilt from the gateways, never pe
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from typing import Any
@@ -37,8 +38,8 @@ class RoomShardActor:
         self.gateways[gateway_id] = handle
         if gateway_id not in self.outboxes:
             self.outboxes[gateway_id] = Outbox(
-                lambda batch, h=handle: h.receive.remote(batch),
-                on_error=lambda batch, exc, g=gateway_id: self._lost(g, batch, exc),
+                lambda batch: handle.receive.remote(batch),
+                on_error=functools.partial(self._lost, gateway_id),
             )
         self._tell_peers(self.table.reset_gateway(gateway_id, rooms))
         return self.epoch

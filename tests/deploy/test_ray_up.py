@@ -94,7 +94,7 @@ def cluster_config(work: Path, key: Path, base: int) -> Path:
     assert "~/sacsock_actors" in config["file_mounts"]
     config["file_mounts"] = {
         "~/sacsock_actors": str(REPO),
-        "~/app": str(REPO / "examples" / "chat"),
+        "~/app": str(REPO / "sacsock_actors" / "demo"),  # the chat demo: app.py, static/
         "~/check": str(work / "check"),
     }
     link = f"ln -sfn {VENV_BIN.parent} ~/sacsock_actors/.venv"

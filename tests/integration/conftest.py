@@ -17,7 +17,8 @@ from sacsock_actors import SocketServer
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     if not ray.is_initialized():
-        ray.init(namespace="sacsock", include_dashboard=False, logging_level=logging.WARNING)
+        # address="local": always a new Ray, never another one found running on this machine
+        ray.init(address="local", namespace="sacsock", include_dashboard=False, logging_level=logging.WARNING)
     yield
     ray.shutdown()
 

@@ -27,6 +27,28 @@ def test_serve_flags_parse():
     assert (args.app, args.port, args.gateways, args.allowed_origin) == ("app:server", 9000, 2, ["*"])
 
 
+def test_version_flag_prints_the_package_version(capsys):
+    import importlib.metadata
+
+    import sacsock_actors
+    from sacsock_actors.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sacsock {sacsock_actors.__version__}"
+    # the installed metadata says the same (pyproject reads the version from _version.py)
+    assert importlib.metadata.version("sacsock_actors") == sacsock_actors.__version__
+
+
+def test_demo_serves_the_packaged_app_and_page():
+    from sacsock_actors import SocketServer, demo
+
+    server, module = load_app(demo.APP)
+    assert isinstance(server, SocketServer) and module.__name__ == "sacsock_actors.demo.app"
+    assert (demo.STATIC_DIR / "index.html").is_file()
+
+
 # ---- gRPC bridge flags (no Ray: the bridge object is built, not started) ----------------------
 
 
