@@ -132,7 +132,7 @@ class _PeerLink:
         self._cv = threading.Condition()
         self._stopping = False
         self._kick: Any = None
-        options = [
+        options: list[tuple[str, Any]] = [
             ("grpc.initial_reconnect_backoff_ms", int(bridge.reconnect_min * 1000)),
             ("grpc.min_reconnect_backoff_ms", int(bridge.reconnect_min * 1000)),
             ("grpc.max_reconnect_backoff_ms", int(bridge.reconnect_max * 1000)),
@@ -417,8 +417,10 @@ class GrpcBridge(Bridge):
                 self._throttle.log(logging.WARNING, f"auth:{host}:{exc.reason}",
                                    "grpc bridge: refused an RPC from %s: %s", host, exc.reason)
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"refused: {exc.reason}")
-        if self._deliver is None:
+        deliver = self._deliver
+        if deliver is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the receiver is not ready")
+            raise AssertionError("unreachable: abort raises")
         try:
             cast = decode_fields(room, request.event, request.data, request.dataType)
         except InvalidCast as exc:
@@ -430,5 +432,5 @@ class GrpcBridge(Bridge):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)[:200])
         counts["received"] += 1
         self.counts["received"] += 1
-        self._deliver(cast)
+        deliver(cast)
         return pb.Result(success=True, timestamp=request.timestamp)
