@@ -29,6 +29,9 @@ REPORT: dict[str, float] = {}
 # what this test process can read (all members share one asyncio loop): the flood's rate
 # is set so the members take about this many deliveries per second in all
 DELIVERIES = float(os.environ.get("SACSOCK_FAULT_DELIVERIES", "30000"))
+# the recovery bound: clients of a killed gateway get casts again, and federation
+# resumes, within this many seconds of an observable event (their close; the kill; redis up)
+RECOVERY_S = float(os.environ.get("SACSOCK_FAULT_RECOVERY_S", "5.0"))
 
 
 def flood_msg(tag: str) -> str:
@@ -220,6 +223,8 @@ async def test_gateway_kill_under_flood(serve):
     for m in survivors:  # nothing lost, duplicated or out of order on the other gateway
         assert contiguous(m.got["g"]), f"gap or disorder at {m.sid}"
     REPORT["gateway kill: worst reconnect-to-cast s"] = max(recovered)
+    assert max(recovered) < RECOVERY_S, (
+        f"a killed gateway's client took {max(recovered):.2f} s from its close to a cast")
     REPORT["gateway kill: casts intact per survivor"] = sent
     print(f"\ngateway kill: {len(survivors)} survivors x {sent} casts intact; "
           f"{len(victims)} victims back in {max(recovered):.2f} s (worst)")
@@ -334,6 +339,7 @@ async def test_bridge_actor_kill_under_flood(serve, redis_server):
     took = await federation_resumes(members, "federation resumes after the bridge actor restarted")
     await until(lambda: served.server.stats()["bridge-0"].get("connected") == 1, what="bridge reconnected")
     REPORT["bridge kill: federation back s"] = took
+    assert took < RECOVERY_S, f"federation took {took:.2f} s to resume after the bridge actor kill"
     print(f"\nbridge actor kill: federation back for {len(members)} members in {took:.2f} s")
     await foreign.close()
     for m in [publisher, *members]:
@@ -364,6 +370,7 @@ async def test_redis_kill_under_flood(serve, redis_server):
     for m in members:  # the local flood never depended on redis
         assert contiguous(m.got["r"]), f"gap or disorder at {m.sid}"
     REPORT["redis kill: federation back s"] = took
+    assert took < RECOVERY_S, f"federation took {took:.2f} s to resume after redis restarted"
     print(f"\nredis kill: local flood of {sent} intact for {len(members)} members; "
           f"federation back in {took:.2f} s")
     await foreign.close()
