@@ -222,7 +222,8 @@ async def test_ray_up_two_nodes_gateways_roomcasts_drain_down():
         head = await chat_client(HEAD_IP, app_port, "head-user")
         worker = await chat_client(WORKER_IP, app_port, "worker-user")
         clients = [head, worker]
-        await asyncio.sleep(0.5)  # joins reach the shards (README: join visibility)
+        # no wait: each client saw "joined", so every cast made after it reaches it
+        # (README: a join is known everywhere before the socket hears anything more)
         for sender, text in ((head, "hello from the head"), (worker, "hello from the worker")):
             await sender.emit("message", json.dumps({"room": "lobby", "text": text}))
             for c in clients:
