@@ -3,10 +3,12 @@ the other members' latency stays where it was (issue 12).
 
     python bench/slow_reader.py [--members 100] [--rate 200] [--seconds 15] [--size 16384]
 
-Runs side by side in one process and one Ray, alternated (``--repeats`` pairs after a
-warm-up): the same room flood without and with a socket that joined and never reads.
-Prints p50/p99 publish-to-deliver latency of the well-behaved members and when the slow
-one was closed; writes bench/results/slow_reader.json.
+Runs side by side in one process and one Ray, alternated (``--repeats`` rounds after a
+warm-up, each a pair whose order flips every round: AB BA AB ...): the same room flood
+without and with a socket that joined and never reads. Prints p50/p99 publish-to-deliver
+latency of the well-behaved members and when the slow one was closed, the ratio of the
+medians of the rounds' p99 and the median of the per-round ratios; writes
+bench/results/slow_reader.json.
 """
 
 from __future__ import annotations
@@ -108,12 +110,12 @@ async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--members", type=int, default=100)
     p.add_argument("--rate", type=float, default=200.0, help="casts per second")
-    p.add_argument("--seconds", type=float, default=15.0)
+    p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--size", type=int, default=16384, help="payload bytes")
     p.add_argument("--grace", type=float, default=2.0)
     p.add_argument("--buffer", type=int, default=1 << 20)
     p.add_argument("--port", type=int, default=27311)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=7, help="alternated rounds (pairs)")
     args = p.parse_args()
     server = build(args.grace, args.buffer)
     server.start(port=args.port)
@@ -121,20 +123,38 @@ async def main() -> None:
         warm = argparse.Namespace(**{**vars(args), "seconds": 3.0})
         await run(server, args.port, warm, False)  # warm-up, not counted
         rows = []
-        for _ in range(args.repeats):  # alternated: the machine's noise hits both alike
-            rows += [await run(server, args.port, args, False), await run(server, args.port, args, True)]
+        for i in range(args.repeats):  # alternated, order flipped: noise and drift hit both alike
+            order = (False, True) if i % 2 == 0 else (True, False)
+            pair = [await run(server, args.port, args, w) for w in order]
+            for r in pair:
+                r["round"] = i
+            rows += pair
     finally:
         server.shutdown()
     base = statistics.median(r["p99_ms"] for r in rows if not r["slow_reader"])
     slow = statistics.median(r["p99_ms"] for r in rows if r["slow_reader"])
     ratio = slow / base
-    print(f"{'run':<12}{'casts':>7}{'deliveries':>12}{'p50 ms':>9}{'p99 ms':>9}{'slow closed s':>15}")
+    per_round = [
+        next(r["p99_ms"] for r in rows if r["round"] == i and r["slow_reader"])
+        / next(r["p99_ms"] for r in rows if r["round"] == i and not r["slow_reader"])
+        for i in range(args.repeats)
+    ]
+    round_ratio = statistics.median(per_round)
+    closed = [r["slow_closed_after_s"] for r in rows if r["slow_reader"]]
+    print(f"{'round':>5} {'run':<12}"
+          f"{'casts':>7}{'deliveries':>12}{'p50 ms':>9}{'p99 ms':>9}{'slow closed s':>15}")
     for r in rows:
-        print(f"{'slow reader' if r['slow_reader'] else 'baseline':<12}{r['casts']:>7}{r['deliveries']:>12}"
+        kind = "slow reader" if r["slow_reader"] else "baseline"
+        print(f"{r['round']:>5} {kind:<12}{r['casts']:>7}{r['deliveries']:>12}"
               f"{r['p50_ms']:>9}{r['p99_ms']:>9}{r['slow_closed_after_s']!s:>15}")
     print(f"median p99 with a slow reader / without: {slow:.2f} / {base:.2f} ms = {ratio:.2f}")
+    print(f"median of the {args.repeats} per-round p99 ratios: {round_ratio:.2f} "
+          f"(each: {', '.join(f'{x:.2f}' for x in per_round)})")
+    print(f"slow reader closed after (s): {closed}")
     out = Path(__file__).resolve().parent / "results" / "slow_reader.json"
-    result = {"args": vars(args), "rows": rows, "p99_ratio": round(ratio, 3)}
+    result = {"args": vars(args), "rows": rows, "p99_ratio": round(ratio, 3),
+              "p99_ratio_per_round": [round(x, 3) for x in per_round],
+              "p99_ratio_median_of_rounds": round(round_ratio, 3)}
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 
