@@ -85,6 +85,21 @@ def alive_nodes() -> list[str]:
     return [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
 
 
+def check_layout(gateways: int, gateways_per_node: int | None, placements: list[Placement] | None) -> None:
+    """Reject a bad gateway layout with ConfigError (called before Ray is touched)."""
+    if placements is not None:
+        if not placements:
+            raise ConfigError("placements is empty: give at least one Placement(node_id, port)")
+        bad = [p for p in placements if not isinstance(p, Placement)]
+        if bad:
+            raise ConfigError(f"placements must be cluster.Placement objects, got {bad[0]!r}")
+    elif gateways_per_node is not None:
+        if not isinstance(gateways_per_node, int) or gateways_per_node < 1:
+            raise ConfigError(f"gateways_per_node must be an int >= 1, got {gateways_per_node!r}")
+    elif not isinstance(gateways, int) or gateways < 1:
+        raise ConfigError(f"gateways must be an int >= 1, got {gateways!r}")
+
+
 class ClusterRuntime:
     """Everything started for one ``SocketServer.start()``; ``stop()`` undoes it."""
 
@@ -101,6 +116,7 @@ class ClusterRuntime:
         address: str | None = None,
         runtime_env: dict | None = None,
     ) -> None:
+        check_layout(gateways, gateways_per_node, placements)  # before anything is started
         self.spec = spec
         self.host = host
         self.path = path
@@ -110,15 +126,15 @@ class ClusterRuntime:
         ship_app_code(spec)
         if placements is None:
             if gateways_per_node is not None:
-                if gateways_per_node < 1:
-                    raise ConfigError("gateways_per_node must be >= 1")
                 placements = [
                     Placement(node, port) for node in alive_nodes() for _ in range(gateways_per_node)
                 ]
             else:
                 placements = [Placement(None, port) for _ in range(gateways)]
         if not placements:
-            raise ConfigError("at least one gateway is needed")
+            if self.started_ray:
+                ray.shutdown()
+            raise ConfigError("no alive Ray node to place gateways on")
         self.placements = placements
         self.shards = [
             _Shard.options(name=f"{self.token}:shard:{i}", namespace=NAMESPACE, **ACTOR_OPTIONS).remote(i)
