@@ -19,9 +19,9 @@ from .errors import (
     NotServingError,
     SacSockError,
 )
+from .gateways.socket import Socket
 from .options import ServerOptions, allow_origins, same_origin
 from .server import SocketServer
-from .socket import Socket
 
 __version__ = "0.1.0"
 

@@ -20,9 +20,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..app import AppSpec, Handler, is_async
 from ..protocol import new_socket_id, parse_inbound
-from ..socket import Socket
 from .hub import Hub
 from .session import Session
+from .socket import Socket
 
 log = logging.getLogger(__name__)
 

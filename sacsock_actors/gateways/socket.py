@@ -12,14 +12,14 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidRoomName
-from .protocol import encode, socket_room
+from ..errors import InvalidRoomName
+from ..protocol import encode, socket_room
 
 if TYPE_CHECKING:
     import asyncio
 
-    from .gateways.hub import Hub
-    from .gateways.session import Session
+    from .hub import Hub
+    from .session import Session
 
 
 class Socket:
