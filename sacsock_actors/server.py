@@ -11,6 +11,7 @@ from typing import Any
 
 from .app import AppSpec, Handler
 from .errors import ConfigError, NotServingError
+from .ops import StartBroadcast, StartRoomcast
 from .options import ServerOptions, options_from_kwargs
 from .protocol import encode, socket_room
 
@@ -201,14 +202,14 @@ class SocketServer:
     def broadcast(self, event: str, data: Any) -> None:
         """Send to every socket of the cluster (and to the bridges). Thread-safe, non-blocking."""
         frame = encode(event, data)
-        self._live().cast(("origin_all", frame, True))
+        self._live().cast(StartBroadcast(frame, True))
 
     def roomcast(self, room: str, event: str, data: Any) -> None:
         """Send to every member of ``room`` in the cluster (and to the bridges)."""
         if not isinstance(room, str) or not room:
             raise ConfigError(f"room must be a non-empty str, got {room!r}")
         frame = encode(event, data)
-        self._live().cast(("origin_room", room, frame, True))
+        self._live().cast(StartRoomcast(room, frame, True))
 
     def socketcast(self, socket_id: str, event: str, data: Any) -> None:
         """Send to one socket anywhere in the cluster."""

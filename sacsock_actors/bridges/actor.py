@@ -15,6 +15,7 @@ from typing import Any
 import ray
 
 from ..batching import Outbox
+from ..ops import Publish, StartBroadcast, StartRoomcast
 from .base import Bridge, Cast
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class BridgeActor:
         self._started = True
         return True
 
-    async def _send(self, batch: list[tuple]) -> None:
+    async def _send(self, batch: list) -> None:
         """To one gateway, in order; when it is down (restarting), to the next one."""
         for _ in range(len(self._gateways) - 1):
             try:
@@ -62,16 +63,19 @@ class BridgeActor:
         assert self._to_cluster is not None
         self.counts["to_cluster"] += 1
         if cast.room is None:
-            self._to_cluster.put(("origin_all", frame, False))
+            self._to_cluster.put(StartBroadcast(frame, False))
         else:
-            self._to_cluster.put(("origin_room", cast.room, frame, False))
+            self._to_cluster.put(StartRoomcast(cast.room, frame, False))
 
-    async def publish(self, ops: list[tuple]) -> None:
+    async def publish(self, ops: list[Publish]) -> None:
         """Casts that started in a gateway of this cluster."""
-        casts = [
-            Cast.from_frame(op[1], op[2]) if op[0] == "room" else Cast.from_frame(None, op[1])
-            for op in ops
-        ]
+        casts = []
+        for op in ops:
+            if type(op) is Publish:
+                casts.append(Cast.from_frame(op.room, op.frame))
+            else:
+                self.counts["unknown_ops"] += 1
+                log.warning("%s: unknown op %r dropped", self.bridge.name, type(op).__name__)
         self.counts["from_cluster"] += len(casts)
         try:
             await self.bridge.publish(casts)

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ..app import AppSpec
 from ..batching import Outbox
+from ..ops import Op, count_casts
 from .endpoint import Endpoint
 from .hub import Hub
 
@@ -87,10 +88,10 @@ class _RayLinks:
             for h in handles
         ]
 
-    def to_shard(self, index: int, op: tuple) -> None:
+    def to_shard(self, index: int, op: Op) -> None:
         self._shard_out[index].put(op)
 
-    def to_gateway(self, gateway_id: str, op: tuple) -> None:
+    def to_gateway(self, gateway_id: str, op: Op) -> None:
         out = self._gateway_out.get(gateway_id)
         if out is not None:
             out.put(op)
@@ -98,7 +99,7 @@ class _RayLinks:
     def other_gateways(self) -> list[str]:
         return self._others
 
-    def to_bridges(self, op: tuple) -> None:
+    def to_bridges(self, op: Op) -> None:
         for out in self._bridge_out:
             out.put(op)
 
@@ -177,7 +178,7 @@ class GatewayActor:
         assert self.links is not None, "start() first"
         self.links.set_bridges(handles)
 
-    async def receive(self, ops: list[tuple]) -> None:
+    async def receive(self, ops: list[Any]) -> None:
         """Ops from shards, gateways, bridges and the driver (see hub.py)."""
         if self.hub is None:
             raise RuntimeError(f"gateway {self.config.gateway_id} is not started")
@@ -258,6 +259,6 @@ class GatewayActor:
     def lost(self, where: str, batch: list, exc: BaseException) -> None:
         """A batch that could not be delivered: counted and logged, never silent."""
         assert self.hub is not None
-        casts = sum(1 for op in batch if op[0] in ("room", "all", "origin_room", "origin_all"))
+        casts = count_casts(batch)
         self.hub.stats["casts_lost"] += casts
         log.warning("%d ops (%d casts) to %s lost: %r", len(batch), casts, where, exc)

@@ -15,15 +15,8 @@ tell the holders. So every cast from this gateway to another one, of any room or
 broadcast, goes through one ordered queue (an Outbox), and a publisher's casts reach
 each socket in the order they were made.
 
-Messages between actors are tuples (ops), batched per destination by the Links:
-
-    to a shard:    ("join", room) ("leave", room)
-    to a gateway:  ("room", room, wire) ("all", wire) ("peers", room, gateway_ids)
-                   ("origin_room", room, frame, publish) ("origin_all", frame, publish)
-    to a bridge:   ("room", room, frame) ("all", frame)
-
-``wire`` is the complete websocket frame; ``origin_*`` ops are casts that start here on
-behalf of the driver or a bridge (``publish`` False for what came from a bridge).
+Ops to and from other actors are the types of ``ops.py``, batched per destination by
+the Links; ``receive`` dispatches the ones a gateway gets.
 """
 
 from __future__ import annotations
@@ -35,6 +28,18 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..ops import (
+    Deliver,
+    DeliverAll,
+    GatewayOp,
+    Holders,
+    Join,
+    Leave,
+    Op,
+    Publish,
+    StartBroadcast,
+    StartRoomcast,
+)
 from ..protocol import SOCKET_ID_ROOM_PREFIX, Frame, socket_room
 from ..rooms.table import RoomTable, shard_for
 from .session import Session
@@ -49,10 +54,10 @@ class Links(Protocol):
     gateway_id: str
     shard_count: int
 
-    def to_shard(self, index: int, op: tuple) -> None: ...
-    def to_gateway(self, gateway_id: str, op: tuple) -> None: ...
+    def to_shard(self, index: int, op: Op) -> None: ...
+    def to_gateway(self, gateway_id: str, op: Op) -> None: ...
     def other_gateways(self) -> list[str]: ...
-    def to_bridges(self, op: tuple) -> None: ...
+    def to_bridges(self, op: Op) -> None: ...
 
 
 class Hub:
@@ -78,7 +83,7 @@ class Hub:
         self._dirty: set[Session] = set()
         self._flush_scheduled = False
         # rooms announced to their shard and not confirmed yet: (the join op, held sessions)
-        self._joining: dict[str, tuple[tuple, list[Session]]] = {}
+        self._joining: dict[str, tuple[Join, list[Session]]] = {}
 
     # ---- membership -------------------------------------------------------------------
 
@@ -118,7 +123,7 @@ class Hub:
         if session in self.rooms.members(room):
             return
         if self.rooms.add(room, session):
-            op = ("join", room)
+            op = Join(room)
             self._joining[room] = (op, [session])
             session.held += 1
             self.links.to_shard(shard_for(room, self.links.shard_count), op)
@@ -128,14 +133,14 @@ class Hub:
             pending[1].append(session)
             session.held += 1
 
-    def joins_confirmed(self, ops: list[tuple]) -> None:
+    def joins_confirmed(self, ops: list[Op]) -> None:
         """The shard has applied ``ops`` (or the call failed): release the sockets held by
         the joins among them. A join superseded by a leave and a new join is ignored."""
         for op in ops:
-            if op[0] == "join":
-                pending = self._joining.get(op[1])
+            if type(op) is Join:
+                pending = self._joining.get(op.room)
                 if pending is not None and pending[0] is op:
-                    del self._joining[op[1]]
+                    del self._joining[op.room]
                     self._release(pending[1])
 
     def _release(self, sessions: list[Session]) -> None:
@@ -158,7 +163,7 @@ class Hub:
             if pending is not None:  # nobody here waits for that join any more
                 self._release(pending[1])
             if not room.startswith(SOCKET_ID_ROOM_PREFIX):
-                self.links.to_shard(shard_for(room, self.links.shard_count), ("leave", room))
+                self.links.to_shard(shard_for(room, self.links.shard_count), Leave(room))
 
     def members(self, room: str) -> Any:
         """Local members of ``room``; an id room's owner comes from ``sessions``."""
@@ -193,12 +198,12 @@ class Hub:
         self._deliver(local, wire)
         self.stats["roomcasts"] += 1
         if publish:
-            self.links.to_bridges(("room", room, frame))
+            self.links.to_bridges(Publish(room, frame))
         if room.startswith(SOCKET_ID_ROOM_PREFIX) and local:
             return
         targets = self.holders.get(room) if local else None
         for gid in self.links.other_gateways() if targets is None else targets:
-            self.links.to_gateway(gid, ("room", room, wire))
+            self.links.to_gateway(gid, Deliver(room, wire))
 
     def broadcast(self, frame: Frame, publish: bool = True) -> None:
         """A broadcast originating in this gateway: every socket of the cluster."""
@@ -206,31 +211,31 @@ class Hub:
         self._deliver(self.sessions.values(), wire)
         self.stats["broadcasts"] += 1
         if publish:
-            self.links.to_bridges(("all", frame))
+            self.links.to_bridges(Publish(None, frame))
+        op = DeliverAll(wire)
         for gid in self.links.other_gateways():
-            self.links.to_gateway(gid, ("all", wire))
+            self.links.to_gateway(gid, op)
 
     # ---- ops from other actors ---------------------------------------------------------
 
-    def receive(self, ops: list[tuple]) -> None:
+    def receive(self, ops: list[GatewayOp]) -> None:
         """Apply a batch of ops sent by shards, gateways, bridges or the driver."""
         for op in ops:
-            kind = op[0]
-            if kind == "room":
-                self._deliver(self.members(op[1]), op[2])
-            elif kind == "all":
-                self._deliver(self.sessions.values(), op[1])
-            elif kind == "peers":  # the shard's word on which gateways hold a room
-                room = op[1]
-                if room in self.rooms:
-                    self.holders[room] = frozenset(op[2]) - {self.links.gateway_id}
-            elif kind == "origin_room":
-                self.roomcast(op[1], op[2], publish=op[3])
-            elif kind == "origin_all":
-                self.broadcast(op[1], publish=op[2])
+            kind = type(op)
+            if kind is Deliver:
+                self._deliver(self.members(op.room), op.wire)
+            elif kind is DeliverAll:
+                self._deliver(self.sessions.values(), op.wire)
+            elif kind is Holders:
+                if op.room in self.rooms:
+                    self.holders[op.room] = frozenset(op.gateways) - {self.links.gateway_id}
+            elif kind is StartRoomcast:
+                self.roomcast(op.room, op.frame, publish=op.publish)
+            elif kind is StartBroadcast:
+                self.broadcast(op.frame, publish=op.publish)
             else:
                 self.stats["unknown_ops"] += 1
-                log.warning("gateway %s: unknown op %r dropped", self.links.gateway_id, kind)
+                log.warning("gateway %s: unknown op %r dropped", self.links.gateway_id, kind.__name__)
 
     # ---- writing ---------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import secrets
 from typing import Any
 
 from ..batching import Outbox
+from ..ops import Holders, Join, Leave, ShardOp
 from .table import ShardTable
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class RoomShardActor:
         self.outboxes: dict[str, Outbox] = {}
         self.pushed = 0
         self.lost = 0
+        self.unknown = 0
 
     async def ping(self) -> str:
         return self.epoch
@@ -43,7 +45,7 @@ class RoomShardActor:
         self._tell_peers(self.table.reset_gateway(gateway_id, rooms))
         return self.epoch
 
-    async def apply(self, gateway_id: str, ops: list[tuple]) -> str:
+    async def apply(self, gateway_id: str, ops: list[ShardOp]) -> str:
         """Joins and leaves from one gateway, in order.
 
         Returns once every other gateway holding a room joined here has been told (the
@@ -53,14 +55,17 @@ class RoomShardActor:
         changed: set[str] = set()
         joined = False
         for op in ops:
-            kind, room = op[0], op[1]
-            if kind == "join":
-                if table.add(room, gateway_id):
-                    changed.add(room)
+            kind = type(op)
+            if kind is Join:
+                if table.add(op.room, gateway_id):
+                    changed.add(op.room)
                     joined = True
-            elif kind == "leave":
-                if table.remove(room, gateway_id):
-                    changed.add(room)
+            elif kind is Leave:
+                if table.remove(op.room, gateway_id):
+                    changed.add(op.room)
+            else:
+                self.unknown += 1
+                log.warning("shard %d: unknown op %r from %s dropped", self.index, kind.__name__, gateway_id)
         told = self._tell_peers(changed)
         told.discard(gateway_id)
         if joined and told:
@@ -73,11 +78,11 @@ class RoomShardActor:
         for room in rooms:
             holders = tuple(self.table.gateways(room))
             for gid in holders:
-                self._send(gid, ("peers", room, holders))
+                self._send(gid, Holders(room, holders))
             told.update(holders)
         return told
 
-    def _send(self, gateway_id: str, op: tuple) -> None:
+    def _send(self, gateway_id: str, op: Holders) -> None:
         out = self.outboxes.get(gateway_id)
         if out is None:
             self.lost += 1
@@ -90,4 +95,6 @@ class RoomShardActor:
         log.warning("shard %d: %d ops to gateway %s lost: %r", self.index, len(batch), gateway_id, exc)
 
     async def stats(self) -> dict[str, int]:
-        return {"rooms": len(self.table), "pushed": self.pushed, "lost": self.lost}
+        return {
+            "rooms": len(self.table), "pushed": self.pushed, "lost": self.lost, "unknown_ops": self.unknown,
+        }

@@ -7,6 +7,16 @@ import pytest
 from sacsock_actors.gateways.hub import Hub
 from sacsock_actors.gateways.session import Session
 from sacsock_actors.gateways.wsframe import ws_frame
+from sacsock_actors.ops import (
+    Deliver,
+    DeliverAll,
+    Holders,
+    Join,
+    Leave,
+    Publish,
+    StartBroadcast,
+    StartRoomcast,
+)
 from sacsock_actors.protocol import encode, socket_room
 from sacsock_actors.rooms.table import shard_for
 
@@ -98,7 +108,7 @@ def test_first_join_and_last_leave_tell_the_shard_once():
     hub.leave(a, "lobby")
     hub.leave(b, "lobby")
     k = shard_for("lobby", 2)
-    assert links.shard_ops == [(k, ("join", "lobby")), (k, ("leave", "lobby"))]
+    assert links.shard_ops == [(k, Join("lobby")), (k, Leave("lobby"))]
 
 
 def test_roomcast_writes_one_prebuilt_frame_per_member_and_asks_all_when_holders_unknown():
@@ -112,19 +122,19 @@ def test_roomcast_writes_one_prebuilt_frame_per_member_and_asks_all_when_holders
     wire = ws_frame(frame.data, False)
     assert a.transport.writes == [wire] and b.transport.writes == [wire]
     assert c.transport.writes == []
-    assert links.gateway_ops == [("g1", ("room", "r", wire)), ("g2", ("room", "r", wire))]
+    assert links.gateway_ops == [("g1", Deliver("r", wire)), ("g2", Deliver("r", wire))]
     assert links.shard_ops == [], "no cast passes through a shard"
-    assert links.bridge_ops == [("room", "r", frame)]
+    assert links.bridge_ops == [Publish("r", frame)]
 
 
 def test_roomcast_goes_only_to_the_holders_the_shard_named():
     hub, links, _ = make(others=["g1", "g2"])
     a = session(hub, "A")
     hub.join(a, "r")
-    hub.receive([("peers", "r", ("g0",))])
+    hub.receive([Holders("r", ("g0",))])
     run(lambda: hub.roomcast("r", encode("e", 1)))
     assert links.gateway_ops == [], "nobody else holds r: the cast stays here"
-    hub.receive([("peers", "r", ("g0", "g2"))])
+    hub.receive([Holders("r", ("g0", "g2"))])
     run(lambda: hub.roomcast("r", encode("e", 2)))
     assert [g for g, _ in links.gateway_ops] == ["g2"]
 
@@ -133,7 +143,7 @@ def test_holders_forgotten_when_room_leaves_this_gateway():
     hub, links, _ = make(others=["g1"])
     a = session(hub, "A")
     hub.join(a, "r")
-    hub.receive([("peers", "r", ("g0",))])
+    hub.receive([Holders("r", ("g0",))])
     hub.leave(a, "r")
     assert "r" not in hub.holders
     hub.join(a, "r")
@@ -160,7 +170,7 @@ def test_a_lone_gateway_never_sends_casts_anywhere():
 
 def test_peers_for_a_room_not_held_are_ignored():
     hub, links, _ = make(others=["g1"])
-    hub.receive([("peers", "r", ("g0",))])
+    hub.receive([Holders("r", ("g0",))])
     assert "r" not in hub.holders
 
 
@@ -179,14 +189,14 @@ def test_broadcast_reaches_all_local_and_other_gateways_and_bridges():
     run(lambda: hub.broadcast(encode("all", "x")))
     assert len(a.transport.writes) == len(b.transport.writes) == 1
     assert [g for g, _ in links.gateway_ops] == ["g1"]
-    assert links.bridge_ops[0][0] == "all"
+    assert links.bridge_ops[0].room is None
 
 
 def test_casts_from_a_bridge_are_not_published_again():
     hub, links, _ = make()
     session(hub, "A")
     f = encode("x", "y")
-    run(lambda: hub.receive([("origin_all", f, False), ("origin_room", "r", f, False)]))
+    run(lambda: hub.receive([StartBroadcast(f, False), StartRoomcast("r", f, False)]))
     assert links.bridge_ops == []
 
 
@@ -208,7 +218,7 @@ def test_received_ops_deliver_locally_only():
     a = session(hub, "A")
     hub.join(a, "r")
     confirm(hub, links)
-    run(lambda: hub.receive([("room", "r", b"W1"), ("all", b"W2"), ("room", "nope", b"W3")]))
+    run(lambda: hub.receive([Deliver("r", b"W1"), DeliverAll(b"W2"), Deliver("nope", b"W3")]))
     assert a.transport.writes == [b"W1W2"]
     assert links.shard_ops == [] and links.gateway_ops == []
 
@@ -262,7 +272,7 @@ def test_leaving_releases_a_held_socket_and_a_stale_confirmation_is_ignored():
 
 def test_unknown_op_is_counted_not_fatal():
     hub, _, _ = make()
-    hub.receive([("bogus",)])
+    hub.receive([("bogus",)])  # a plain tuple is no op
     assert hub.stats["unknown_ops"] == 1
 
 
@@ -293,7 +303,7 @@ def test_detach_leaves_rooms_and_forgets():
     hub.join(a, "r")
     hub.detach(a)
     assert "A" not in hub.sessions and "r" not in hub.rooms and a.rooms == set()
-    assert links.shard_ops[-1][1] == ("leave", "r")
+    assert links.shard_ops[-1][1] == Leave("r")
 
 
 def test_rooms_for_shard_lists_only_that_shards_named_rooms():

@@ -2,6 +2,7 @@
 
 import asyncio
 
+from sacsock_actors.ops import Holders, Join, Leave
 from sacsock_actors.rooms.actor import RoomShardActor
 
 
@@ -27,8 +28,9 @@ def test_apply_of_a_join_returns_after_the_other_holders_were_told():
         g0, g1 = FakeGateway(), FakeGateway(delay=0.05)
         await shard.hello("g0", g0, [])
         await shard.hello("g1", g1, ["r"])
-        await shard.apply("g0", [("join", "r")])
-        assert ("peers", "r", ("g1", "g0")) in g1.got or ("peers", "r", ("g0", "g1")) in g1.got
+        await shard.apply("g0", [Join("r")])
+        told = [op for op in g1.got if type(op) is Holders and op.room == "r"]
+        assert told and set(told[-1].gateways) == {"g0", "g1"}, "g1 must know before apply returns"
         return shard
 
     shard = asyncio.run(go())
@@ -40,7 +42,17 @@ def test_apply_of_a_room_nobody_else_holds_does_not_wait():
         shard = RoomShardActor(0)
         g0 = FakeGateway(delay=10.0)
         await shard.hello("g0", g0, [])
-        await asyncio.wait_for(shard.apply("g0", [("join", "r")]), 1.0)
-        await asyncio.wait_for(shard.apply("g0", [("leave", "r")]), 1.0)
+        await asyncio.wait_for(shard.apply("g0", [Join("r")]), 1.0)
+        await asyncio.wait_for(shard.apply("g0", [Leave("r")]), 1.0)
 
     asyncio.run(go())
+
+
+def test_an_unknown_op_is_counted_not_fatal():
+    async def go():
+        shard = RoomShardActor(0)
+        await shard.hello("g0", FakeGateway(), [])
+        await shard.apply("g0", [("bogus", "r"), Join("r")])
+        return await shard.stats()
+
+    assert asyncio.run(go()) == {"rooms": 1, "pushed": 1, "lost": 0, "unknown_ops": 1}
