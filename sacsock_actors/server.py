@@ -13,7 +13,7 @@ from .app import AppSpec, Handler
 from .errors import ConfigError, NotServingError
 from .ops import StartBroadcast, StartRoomcast
 from .options import ServerOptions, options_from_kwargs
-from .protocol import encode, socket_room
+from .protocol import check_room, encode, socket_room
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +206,7 @@ class SocketServer:
 
     def roomcast(self, room: str, event: str, data: Any) -> None:
         """Send to every member of ``room`` in the cluster (and to the bridges)."""
-        if not isinstance(room, str) or not room:
-            raise ConfigError(f"room must be a non-empty str, got {room!r}")
+        check_room(room)
         frame = encode(event, data)
         self._live().cast(StartRoomcast(room, frame, True))
 

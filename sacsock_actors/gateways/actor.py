@@ -145,13 +145,7 @@ class GatewayActor:
         self.links = _RayLinks(self, cfg)
         self.links.set_gateways(gateways)
         self.links.set_bridges(bridges)
-        opts = self.spec.options
-        self.hub = Hub(
-            self.links,
-            max_outgoing_buffer=opts.max_outgoing_buffer,
-            slow_consumer_grace=opts.slow_consumer_grace,
-            on_slow_consumer=lambda s: self.endpoint.abort_session(s),  # type: ignore[union-attr]
-        )
+        self.hub = Hub(self.links)
         self.endpoint = Endpoint(self.spec, self.hub, cfg.path)
         me = ray.get_runtime_context().current_actor
         for i in range(self.links.shard_count):
@@ -242,10 +236,10 @@ class GatewayActor:
 
     async def _housekeeping(self) -> None:
         """Ping shards (to notice restarts while idle) and re-check slow consumers."""
-        assert self.links is not None and self.hub is not None
+        assert self.links is not None and self.endpoint is not None
         while True:
             await asyncio.sleep(SHARD_PING_SECONDS)
-            self.hub.sweep_slow()
+            self.endpoint.sweep_slow()
             for i in range(self.links.shard_count):
                 try:
                     epoch = await self.links.shard(i).ping.remote()

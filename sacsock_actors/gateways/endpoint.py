@@ -1,8 +1,12 @@
-"""The aiohttp side of a gateway: upgrade (origin check), read loop, handler dispatch, close.
+"""The aiohttp side of a gateway: upgrade (origin check), read loop, handler dispatch,
+writing, close.
 
-``Endpoint`` owns the sockets' lifecycles (PROTOCOL.md section 4):
+``Endpoint`` owns the sockets' lifecycles (docs/protocol.md):
 created -> joined to its id room -> on_connect -> message loop; on close: leaves every
-room -> on_disconnect -> removed. Close is idempotent. It knows nothing of Ray.
+room -> on_disconnect -> removed. Close is idempotent. It drives the sans-I/O Hub: when
+the hub wakes it, ``flush`` (once per loop tick) writes each socket's ready bytes in one
+write and closes slow consumers. ``call`` is the one way onto the loop from a handler
+thread. It knows nothing of Ray.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import inspect
 import logging
 import mimetypes
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
@@ -54,6 +60,9 @@ class Endpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._closing: set[asyncio.Task] = set()
+        self._limit = spec.options.max_outgoing_buffer
+        self._grace = spec.options.slow_consumer_grace
+        hub.wake = self._wake
         # is_async of every handler, once (inspect is slow per message); keyed by id: the
         # spec keeps the handlers alive, and callable objects need not be hashable
         hooks = [*spec.handlers.values(), spec.on_connect, spec.on_disconnect]
@@ -109,7 +118,7 @@ class Endpoint:
         await ws.prepare(request)
         session = Session(new_socket_id(), ws, request.transport)
         assert self._loop is not None
-        socket = Socket(session, self.hub, self._loop, self._loop_thread, self.close_session)
+        socket = Socket(session, self.hub, self)
         session.socket = socket
         self.hub.attach(session)
         try:
@@ -156,6 +165,62 @@ class Endpoint:
             await self._finish(session, WSCloseCode.OK)
         return ws
 
+    # ---- the loop: the one way onto it, and writing ---------------------------------------
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on this gateway's loop: at once when called on it, else as
+        soon as the loop gets to it, in call order. The only way a handler thread changes
+        sockets or rooms (every Socket method goes through here). Never blocks."""
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+            return
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the gateway's loop is gone: the socket is closed anyway
+            pass
+
+    def _wake(self) -> None:
+        """The hub has bytes to write: flush once, at the end of this loop tick."""
+        assert self._loop is not None
+        self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every socket's ready bytes (one write each); police slow consumers."""
+        now = time.monotonic()
+        limit = self._limit
+        for session, data in self.hub.data_to_send():
+            transport = session.transport
+            if transport is None or transport.is_closing():
+                continue
+            transport.write(data)
+            size = transport.get_write_buffer_size()
+            if size > limit or session.over_since is not None:  # else nothing to police
+                self._check_buffer(session, size, now)
+
+    def _check_buffer(self, session: Session, size: int, now: float) -> None:
+        if size <= self._limit:
+            session.over_since = None
+            return
+        if session.over_since is None:
+            session.over_since = now
+        if size > 4 * self._limit or now - session.over_since >= self._grace:
+            self.hub.stats["slow_consumers_closed"] += 1
+            log.warning(
+                "socket %s closed as a slow consumer: %d bytes unsent (limit %d)",
+                session.id, size, self._limit,
+            )
+            self.abort_session(session)
+
+    def sweep_slow(self) -> None:
+        """Re-check sockets above the limit (called periodically: they may get no writes)."""
+        now = time.monotonic()
+        for session in list(self.hub.sessions.values()):
+            if session.over_since is not None and session.transport is not None:
+                self._check_buffer(session, session.transport.get_write_buffer_size(), now)
+
+    # ---- handlers and closing -------------------------------------------------------------
+
     async def _run(self, fn: Handler, *args: Any) -> None:
         """Run a handler: async ones on the loop, plain ones in the pool. Never raises."""
         try:
@@ -191,6 +256,8 @@ class Endpoint:
             return
         session.closed = True
         self.hub.leave_all(session)
+        if session.socket is not None:
+            session.socket._left_all()
         if self.spec.on_disconnect is not None:
             await self._run(self.spec.on_disconnect, session.socket)
         self.hub.detach(session)

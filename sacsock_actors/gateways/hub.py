@@ -17,13 +17,16 @@ each socket in the order they were made.
 
 Ops to and from other actors are the types of ``ops.py``, batched per destination by
 the Links; ``receive`` dispatches the ones a gateway gets.
+
+Sans-I/O: the hub never touches a socket or the event loop. Frames for a socket collect
+in its ``Session.pending``; the hub calls ``wake()`` once when there is something to
+write, and its driver (the Endpoint) then takes ``data_to_send()`` and writes it.
+Unit tests drive it without an event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -63,25 +66,17 @@ class Links(Protocol):
 class Hub:
     """Local sockets, their rooms, and the routing of casts. Call only on the event loop."""
 
-    def __init__(
-        self,
-        links: Links,
-        *,
-        max_outgoing_buffer: int,
-        slow_consumer_grace: float,
-        on_slow_consumer: Callable[[Session], None],
-    ) -> None:
+    def __init__(self, links: Links, wake: Callable[[], None] | None = None) -> None:
         self.links = links
+        #: called once when frames become ready to write (until ``data_to_send``)
+        self.wake: Callable[[], None] = wake or _nothing
         self.sessions: dict[str, Session] = {}
         self.rooms: RoomTable[Session] = RoomTable()
         # for rooms held here: the other gateways that hold them too (from the shards)
         self.holders: dict[str, frozenset[str]] = {}
         self.stats: Counter[str] = Counter()
-        self._limit = max_outgoing_buffer
-        self._grace = slow_consumer_grace
-        self._on_slow = on_slow_consumer
         self._dirty: set[Session] = set()
-        self._flush_scheduled = False
+        self._woken = False
         # rooms announced to their shard and not confirmed yet: (the join op, held sessions)
         self._joining: dict[str, tuple[Join, list[Session]]] = {}
 
@@ -148,7 +143,7 @@ class Hub:
             session.held -= 1
             if session.held == 0 and session.pending:
                 self._dirty.add(session)
-                self._schedule_flush()
+                self._wake_once()
 
     def leave(self, session: Session, room: str) -> None:
         if room == socket_room(session.id):
@@ -249,56 +244,35 @@ class Hub:
             count += 1
         if count:
             self.stats["frames_out"] += count
-            self._schedule_flush()
+            if not self._woken:
+                self._wake_once()
 
     def _queue(self, session: Session, wire: bytes) -> None:
         session.pending.append(wire)
         self._dirty.add(session)
         self.stats["frames_out"] += 1
-        if not self._flush_scheduled:  # _schedule_flush, inline: once per emit
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+        if not self._woken:
+            self._wake_once()
 
-    def _schedule_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+    def _wake_once(self) -> None:
+        if not self._woken:
+            self._woken = True
+            self.wake()
 
-    def flush(self) -> None:
-        """Write every socket's pending frames, one write per socket; police slow consumers."""
-        self._flush_scheduled = False
+    def data_to_send(self) -> list[tuple[Session, bytes]]:
+        """Take every socket's ready frames, joined into one chunk per socket. Sockets held
+        by a join (see ``join``) keep theirs; closed ones drop them."""
+        self._woken = False
         dirty, self._dirty = self._dirty, set()
-        now = time.monotonic()
-        limit = self._limit
+        out = []
         for session in dirty:
-            if session.held:  # waits for a join's confirmation; released by _release
+            if session.held:  # released by _release
                 continue
             pending, session.pending = session.pending, []
-            transport = session.transport
-            if session.closed or transport is None or transport.is_closing():
-                continue
-            transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
-            size = transport.get_write_buffer_size()
-            if size > limit or session.over_since is not None:  # else nothing to police
-                self._check_buffer(session, size, now)
+            if pending and not session.closed:
+                out.append((session, pending[0] if len(pending) == 1 else b"".join(pending)))
+        return out
 
-    def _check_buffer(self, session: Session, size: int, now: float) -> None:
-        if size <= self._limit:
-            session.over_since = None
-            return
-        if session.over_since is None:
-            session.over_since = now
-        if size > 4 * self._limit or now - session.over_since >= self._grace:
-            self.stats["slow_consumers_closed"] += 1
-            log.warning(
-                "socket %s closed as a slow consumer: %d bytes unsent (limit %d)",
-                session.id, size, self._limit,
-            )
-            self._on_slow(session)
 
-    def sweep_slow(self) -> None:
-        """Re-check sockets above the limit (called periodically: they may get no writes)."""
-        now = time.monotonic()
-        for session in list(self.sessions.values()):
-            if session.over_since is not None and session.transport is not None:
-                self._check_buffer(session, session.transport.get_write_buffer_size(), now)
+def _nothing() -> None:
+    pass
