@@ -1,7 +1,7 @@
-"""The Ray side of serving: start (or attach to) Ray, create shards and gateways, supervise
-them, carry casts from the driver, and stop everything that was started.
+"""The driver side of serving: start (or attach to) Ray, create shards and gateways,
+supervise them, carry casts from the driver, and stop everything that was started.
 
-This is the only module besides the actor shells that talks to Ray.
+Every Ray call goes through ``rayio``.
 """
 
 from __future__ import annotations
@@ -18,27 +18,20 @@ import types
 from dataclasses import dataclass
 from typing import Any
 
-import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
+from . import rayio
 from .app import AppSpec
 from .bridges.actor import BridgeActor
 from .errors import ConfigError
 from .gateways.actor import GatewayActor, GatewayConfig
+from .ops import Op
 from .rooms.actor import RoomShardActor
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "sacsock"
-ACTOR_OPTIONS: dict[str, Any] = {
-    "num_cpus": 0,
-    "max_restarts": -1,
-    "max_task_retries": 0,
-    "max_concurrency": 10_000,
-}
-_Gateway = ray.remote(GatewayActor)
-_Shard = ray.remote(RoomShardActor)
-_Bridge = ray.remote(BridgeActor)
+NAMESPACE = rayio.NAMESPACE
+_Gateway = rayio.actor_class(GatewayActor)
+_Shard = rayio.actor_class(RoomShardActor)
+_Bridge = rayio.actor_class(BridgeActor)
 
 
 @dataclass(frozen=True)
@@ -56,8 +49,6 @@ def ship_app_code(spec: AppSpec) -> None:
     handler (the app module and its siblings: a script, a test, an app in the current
     directory), unless it is an installed package (every node imports those itself).
     """
-    from ray import cloudpickle
-
     installed = tuple(
         os.path.realpath(sysconfig.get_paths()[k]) + os.sep for k in ("purelib", "platlib", "stdlib")
     )
@@ -77,12 +68,10 @@ def ship_app_code(spec: AppSpec) -> None:
             continue
         path = os.path.realpath(file)
         if name != "__main__" and path.startswith(tuple(folders)) and not path.startswith(installed):
-            cloudpickle.register_pickle_by_value(module)
+            rayio.pickle_by_value(module)
 
 
-def alive_nodes() -> list[str]:
-    """Node ids of the alive nodes of the connected Ray cluster."""
-    return [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+alive_nodes = rayio.alive_nodes
 
 
 def check_layout(gateways: int, gateways_per_node: int | None, placements: list[Placement] | None) -> None:
@@ -121,8 +110,7 @@ class ClusterRuntime:
         self.host = host
         self.path = path
         self.token = secrets.token_hex(4)
-        self.started_ray = False
-        self._init_ray(address, runtime_env)
+        self.started_ray = rayio.init(address, runtime_env)
         ship_app_code(spec)
         if placements is None:
             if gateways_per_node is not None:
@@ -133,12 +121,11 @@ class ClusterRuntime:
                 placements = [Placement(None, port) for _ in range(gateways)]
         if not placements:
             if self.started_ray:
-                ray.shutdown()
+                rayio.shutdown()
             raise ConfigError("no alive Ray node to place gateways on")
         self.placements = placements
         self.shards = [
-            _Shard.options(name=f"{self.token}:shard:{i}", namespace=NAMESPACE, **ACTOR_OPTIONS).remote(i)
-            for i in range(spec.options.room_shards)
+            rayio.spawn(_Shard, f"{self.token}:shard:{i}", i) for i in range(spec.options.room_shards)
         ]
         self.gateway_ids = [f"gw-{i}" for i in range(len(placements))]
         self.gateways = {
@@ -146,21 +133,8 @@ class ClusterRuntime:
         }
         self.bridges: list[Any] = []
         self._stop = threading.Event()
-        self._caster = _DriverCaster(list(self.gateways.values()))
+        self._caster = DriverCaster(rayio.Failover(list(self.gateways.values()), "driver casts"))
         self._supervisor: threading.Thread | None = None
-
-    def _init_ray(self, address: str | None, runtime_env: dict | None) -> None:
-        if ray.is_initialized():
-            return
-        kwargs: dict[str, Any] = {"namespace": NAMESPACE, "logging_level": logging.WARNING}
-        if runtime_env:
-            kwargs["runtime_env"] = runtime_env
-        if address is None:  # always a fresh local Ray, never someone else's cluster
-            kwargs.update(address="local", include_dashboard=False)
-        else:
-            kwargs["address"] = address
-        ray.init(**kwargs)
-        self.started_ray = True
 
     def _make_gateway(self, gid: str, placement: Placement) -> Any:
         config = GatewayConfig(
@@ -171,10 +145,7 @@ class ClusterRuntime:
             shard_names=tuple(f"{self.token}:shard:{i}" for i in range(len(self.shards))),
             namespace=NAMESPACE,
         )
-        opts = dict(ACTOR_OPTIONS, name=f"{self.token}:gw:{gid}", namespace=NAMESPACE)
-        if placement.node_id is not None:
-            opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(placement.node_id, soft=False)
-        return _Gateway.options(**opts).remote(self.spec, config)
+        return rayio.spawn(_Gateway, f"{self.token}:gw:{gid}", self.spec, config, node=placement.node_id)
 
     def start(self, bridges: list[Any], timeout: float = 120.0) -> list[dict[str, Any]]:
         """Start the bridges' actors and every gateway; returns each gateway's info.
@@ -183,10 +154,8 @@ class ClusterRuntime:
         early socket misses a peer or a bridge.
         """
         actors = [self._make_bridge(b) for b in bridges]
-        infos = ray.get(
-            [g.start.remote(self.gateways, actors) for g in self.gateways.values()], timeout=timeout
-        )
-        ray.get([a.start.remote() for a in actors], timeout=timeout)
+        infos = rayio.call_all(list(self.gateways.values()), "start", self.gateways, actors, timeout=timeout)
+        rayio.call_all(actors, "start", timeout=timeout)
         self.bridges.extend(actors)
         self._supervisor = threading.Thread(target=self._supervise, name="sacsock-supervisor", daemon=True)
         self._supervisor.start()
@@ -195,50 +164,47 @@ class ClusterRuntime:
     def _make_bridge(self, bridge: Any) -> Any:
         name = f"{self.token}:bridge:{secrets.token_hex(4)}"
         gateways = [f"{self.token}:gw:{gid}" for gid in self.gateway_ids]
-        return _Bridge.options(name=name, namespace=NAMESPACE, **ACTOR_OPTIONS).remote(
-            bridge, gateways, NAMESPACE
-        )
+        return rayio.spawn(_Bridge, name, bridge, gateways, NAMESPACE)
 
     def add_bridge(self, bridge: Any, timeout: float = 60.0) -> None:
         """While serving: run ``bridge`` in its own actor and have every gateway publish to it."""
         actor = self._make_bridge(bridge)
-        ray.get(actor.start.remote(), timeout=timeout)
+        rayio.call_all([actor], "start", timeout=timeout)
         self.bridges.append(actor)
-        ray.get([g.set_bridges.remote(self.bridges) for g in self.gateways.values()], timeout=timeout)
+        rayio.call_all(list(self.gateways.values()), "set_bridges", self.bridges, timeout=timeout)
 
     def _supervise(self) -> None:
         """Restart a gateway's listener, or a bridge, after Ray restarted its process."""
         while not self._stop.wait(1.0):
-            calls = [g.start.remote(self.gateways, list(self.bridges)) for g in self.gateways.values()]
-            calls += [b.start.remote() for b in self.bridges]
-            for call in calls:
-                try:
-                    ray.get(call, timeout=30)
-                except Exception as exc:  # noqa: BLE001 - a restarting actor; next round
-                    log.debug("actor not ready: %r", exc)
+            gateways = list(self.gateways.values())
+            answers = rayio.call_each(gateways, "start", self.gateways, list(self.bridges))
+            answers += rayio.call_each(list(self.bridges), "start")
+            for answer in answers:
+                if isinstance(answer, dict) and "error" in answer:  # restarting; next round
+                    log.debug("actor not ready: %s", answer["error"])
 
-    def cast(self, op: tuple) -> None:
+    def cast(self, op: Op) -> None:
         """A cast from the driver, routed by the first gateway as if it started there."""
         self._caster.put(op)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until driver casts and every gateway's queued ops have been handed on."""
         self._caster.flush(timeout)
-        ray.get([g.flush.remote() for g in self.gateways.values()], timeout=timeout)
-        ray.get([b.flush.remote() for b in self.bridges], timeout=timeout)
+        rayio.call_all(list(self.gateways.values()), "flush", timeout=timeout)
+        rayio.call_all(list(self.bridges), "flush", timeout=timeout)
 
     def socket_ids(self) -> list[str]:
         """Ids of the sockets of every reachable gateway."""
-        parts = _each([g.socket_ids.remote() for g in self.gateways.values()])
+        parts = rayio.call_each(list(self.gateways.values()), "socket_ids")
         return [i for part in parts if isinstance(part, list) for i in part]
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Counters of every gateway and bridge; an unreachable actor shows as {"error": ...}."""
         out: dict[str, dict[str, Any]] = dict(
-            zip(self.gateways, _each([g.stats.remote() for g in self.gateways.values()]), strict=True)
+            zip(self.gateways, rayio.call_each(list(self.gateways.values()), "stats"), strict=True)
         )
         out["driver"] = {"casts_lost": self._caster.lost}
-        for i, s in enumerate(_each([b.stats.remote() for b in self.bridges])):
+        for i, s in enumerate(rayio.call_each(list(self.bridges), "stats")):
             out[f"bridge-{i}"] = s
         return out
 
@@ -247,47 +213,36 @@ class ClusterRuntime:
         self._stop.set()
         self._caster.close()
         try:
-            ray.get([g.close_all.remote(1001) for g in self.gateways.values()], timeout=30)
+            rayio.call_all(list(self.gateways.values()), "close_all", 1001, timeout=30)
         except Exception as exc:  # noqa: BLE001 - keep shutting down
             log.warning("closing sockets: %r", exc)
         try:
-            ray.get([b.shutdown.remote() for b in self.bridges], timeout=30)
+            rayio.call_all(list(self.bridges), "shutdown", timeout=30)
         except Exception as exc:  # noqa: BLE001 - keep shutting down
             log.warning("shutting bridges down: %r", exc)
         for actor in [*self.gateways.values(), *self.shards, *self.bridges]:
-            ray.kill(actor, no_restart=True)
+            rayio.kill(actor)
         if self._supervisor is not None:
             self._supervisor.join(timeout=35)
         if self.started_ray:
-            ray.shutdown()
+            rayio.shutdown()
 
 
-def _each(refs: list[Any], timeout: float = 30.0) -> list[Any]:
-    """ray.get of each ref on its own: a dead actor gives {"error": ...}, not an exception."""
-    out = []
-    for ref in refs:
-        try:
-            out.append(ray.get(ref, timeout=timeout))
-        except Exception as exc:  # noqa: BLE001 - reported in place
-            out.append({"error": repr(exc)})
-    return out
+class DriverCaster:
+    """Sends driver casts in batches, in order, off the caller's thread, through
+    ``failover`` (one gateway; the next when it is down). Counts what it cannot send."""
 
-
-class _DriverCaster:
-    """Sends driver casts in batches, in order, off the caller's thread, to one gateway;
-    when that gateway is down (restarting), to the next one."""
-
-    def __init__(self, gateways: list[Any]) -> None:
-        self._gateways = gateways
-        self._current = 0
+    def __init__(self, failover: Any, timeout: float = 60.0) -> None:
+        self._failover = failover
+        self._timeout = timeout
         self.lost = 0
-        self._queue: queue.Queue[tuple | None] = queue.Queue()
+        self._queue: queue.Queue[Op | None] = queue.Queue()
         self._pending = 0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="sacsock-driver-casts", daemon=True)
         self._thread.start()
 
-    def put(self, op: tuple) -> None:
+    def put(self, op: Op) -> None:
         with self._lock:
             self._pending += 1
         self._queue.put(op)
@@ -309,26 +264,14 @@ class _DriverCaster:
                 batch.append(more)
             self._send(batch)
 
-    def _send(self, batch: list[tuple]) -> None:
-        for _ in range(len(self._gateways)):
-            gateway = self._gateways[self._current]
-            try:
-                ray.get(gateway.receive.remote(batch), timeout=60)
-                break
-            except ray.exceptions.GetTimeoutError as exc:  # may have been applied: no retry
-                self._lose(batch, exc)
-                break
-            except Exception as exc:  # noqa: BLE001 - gateway down: try the next one
-                log.warning("driver casts: gateway unavailable (%r); trying the next", exc)
-                self._current = (self._current + 1) % len(self._gateways)
-        else:
-            self._lose(batch, RuntimeError("no gateway is available"))
+    def _send(self, batch: list[Op]) -> None:
+        try:
+            self._failover.call_blocking("receive", batch, timeout=self._timeout)
+        except Exception as exc:  # noqa: BLE001 - a timeout (maybe applied) or no gateway up
+            self.lost += len(batch)
+            log.warning("%d driver casts lost: %r", len(batch), exc)
         with self._lock:
             self._pending -= len(batch)
-
-    def _lose(self, batch: list[tuple], exc: BaseException) -> None:
-        self.lost += len(batch)
-        log.warning("%d driver casts lost: %r", len(batch), exc)
 
     def flush(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

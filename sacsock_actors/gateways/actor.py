@@ -1,9 +1,10 @@
-"""GatewayActor: a thin Ray shell around an aiohttp Endpoint and its Hub.
+"""GatewayActor: a thin shell around an aiohttp Endpoint and its Hub, run as a Ray actor.
 
 It links the hub to the room shards, the other gateways and the bridges with one
 batching Outbox per destination, and resyncs a shard that restarted (each shard answers
 with its incarnation ``epoch``; a new epoch means it lost its table, so the gateway sends
-it the rooms it holds again).
+it the rooms it holds again). A plain class: other actors are reached through ``rt``
+(``rayio`` by default; a fake in unit tests).
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import asyncio
 import logging
 import os
 import socket as _stdsocket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-import ray
 from aiohttp import web
 
 from ..app import AppSpec
 from ..batching import Outbox
+from ..logs import configure_logging
 from ..ops import Op, count_casts
 from .endpoint import Endpoint
 from .hub import Hub
@@ -37,55 +39,48 @@ class GatewayConfig:
     path: str
     shard_names: tuple[str, ...]
     namespace: str
-    bridge_names: tuple[str, ...] = field(default=())
 
 
-class _RayLinks:
-    """Hub.Links over Ray actor handles, batched per destination."""
+class _Links:
+    """Hub.Links over actor handles: one batching Outbox per destination."""
 
-    def __init__(self, gateway: GatewayActor, config: GatewayConfig) -> None:
+    def __init__(self, gateway: GatewayActor, config: GatewayConfig, rt: Any) -> None:
         self.gateway_id = config.gateway_id
         self.shard_count = len(config.shard_names)
         self._gw = gateway
-        self._shards = [ray.get_actor(n, namespace=config.namespace) for n in config.shard_names]
+        self._rt = rt
+        self._shards = [rt.get_actor(n, config.namespace) for n in config.shard_names]
         self._shard_out = [self._shard_outbox(i) for i in range(self.shard_count)]
-        self._gateways: dict[str, Any] = {}
         self._gateway_out: dict[str, Outbox] = {}
         self._others: list[str] = []
         self._bridge_out: list[Outbox] = []
 
     def _shard_outbox(self, index: int) -> Outbox:
-        shard = self._shards[index]
+        apply = self._rt.sender(self._shards[index], "apply", self.gateway_id)
 
         async def send(batch: list) -> Any:
             try:
-                return await shard.apply.remote(self.gateway_id, batch)
+                return await apply(batch)
             finally:  # applied (or failed): sockets held by these joins may go on
-                self._gw.joins_confirmed(batch)
+                self._gw.hub.joins_confirmed(batch)
 
         return Outbox(
             send,
-            on_result=lambda epoch: self._gw.shard_epoch(index, epoch),
-            on_error=lambda batch, exc: self._gw.lost(f"shard {index}", batch, exc),
+            on_result=partial(self._gw.shard_epoch, index),
+            on_error=partial(self._gw.lost, f"shard {index}"),
         )
 
     def set_gateways(self, handles: dict[str, Any]) -> None:
-        self._gateways = dict(handles)
         self._others = [g for g in handles if g != self.gateway_id]
         for gid, handle in handles.items():
             if gid not in self._gateway_out:
                 self._gateway_out[gid] = Outbox(
-                    _caller(handle.receive),
-                    on_error=lambda batch, exc, gid=gid: self._gw.lost(f"gateway {gid}", batch, exc),
+                    self._rt.sender(handle, "receive"), on_error=partial(self._gw.lost, f"gateway {gid}")
                 )
 
     def set_bridges(self, handles: list[Any]) -> None:
         self._bridge_out = [
-            Outbox(
-                _caller(h.publish),
-                on_error=lambda batch, exc: self._gw.lost("bridge", batch, exc),
-            )
-            for h in handles
+            Outbox(self._rt.sender(h, "publish"), on_error=partial(self._gw.lost, "bridge")) for h in handles
         ]
 
     def to_shard(self, index: int, op: Op) -> None:
@@ -114,21 +109,17 @@ class _RayLinks:
             await out.flush()
 
 
-def _caller(method: Any) -> Any:
-    async def send(batch: list) -> Any:
-        return await method.remote(batch)
-
-    return send
-
-
 class GatewayActor:
     """One websocket server process. Created by the cluster runtime, never by users."""
 
-    def __init__(self, spec: AppSpec, config: GatewayConfig) -> None:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    def __init__(self, spec: AppSpec, config: GatewayConfig, rt: Any = None) -> None:
+        configure_logging()
+        if rt is None:
+            from .. import rayio as rt
+        self.rt = rt
         self.spec = spec
         self.config = config
-        self.links: _RayLinks | None = None
+        self.links: _Links | None = None
         self.hub: Hub | None = None
         self.endpoint: Endpoint | None = None
         self.runner: web.AppRunner | None = None
@@ -142,14 +133,14 @@ class GatewayActor:
         if self.runner is not None:
             return self.info()
         cfg = self.config
-        self.links = _RayLinks(self, cfg)
+        self.links = _Links(self, cfg, self.rt)
         self.links.set_gateways(gateways)
         self.links.set_bridges(bridges)
         self.hub = Hub(self.links)
         self.endpoint = Endpoint(self.spec, self.hub, cfg.path)
-        me = ray.get_runtime_context().current_actor
+        me = self.rt.me()
         for i in range(self.links.shard_count):
-            self.shard_epoch(i, await self.links.shard(i).hello.remote(cfg.gateway_id, me, []))
+            self.shard_epoch(i, await self.rt.call(self.links.shard(i), "hello", cfg.gateway_id, me, []))
         self.runner = web.AppRunner(self.endpoint.make_app(), handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, cfg.host, cfg.port, reuse_port=True)
@@ -163,7 +154,7 @@ class GatewayActor:
             "gateway_id": self.config.gateway_id,
             "port": self.config.port,
             "pid": os.getpid(),
-            "node_id": ray.get_runtime_context().get_node_id(),
+            "node_id": self.rt.node_id(),
             "host": _stdsocket.gethostname(),
             "started": self.runner is not None,
         }
@@ -208,10 +199,6 @@ class GatewayActor:
         if self.links is not None:
             await self.links.flush()
 
-    def joins_confirmed(self, batch: list) -> None:
-        if self.hub is not None:
-            self.hub.joins_confirmed(batch)
-
     # ---- shard incarnations --------------------------------------------------------------
 
     def shard_epoch(self, index: int, epoch: str) -> None:
@@ -223,10 +210,10 @@ class GatewayActor:
 
     async def _resync(self, index: int) -> None:
         assert self.links is not None and self.hub is not None
-        me = ray.get_runtime_context().current_actor
         rooms = self.hub.rooms_for_shard(index)
         try:
-            epoch = await self.links.shard(index).hello.remote(self.config.gateway_id, me, rooms)
+            shard = self.links.shard(index)
+            epoch = await self.rt.call(shard, "hello", self.config.gateway_id, self.rt.me(), rooms)
         except Exception as exc:  # noqa: BLE001 - retried at the next ping
             log.warning("resync of shard %d failed: %r", index, exc)
             self._epochs.pop(index, None)
@@ -242,7 +229,7 @@ class GatewayActor:
             self.endpoint.sweep_slow()
             for i in range(self.links.shard_count):
                 try:
-                    epoch = await self.links.shard(i).ping.remote()
+                    epoch = await self.rt.call(self.links.shard(i), "ping")
                 except Exception:  # noqa: BLE001 - restarting; try again next round
                     continue
                 if i not in self._epochs:

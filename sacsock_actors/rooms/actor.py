@@ -4,6 +4,7 @@ passes through a shard, which keeps every publisher's casts in one ordered queue
 
 Each incarnation has a random ``epoch`` returned by every call, so gateways notice a
 restart and resend their rooms (the table is rebuilt from the gateways, never persisted).
+A plain class: gateways are reached through ``rt`` (``rayio`` by default).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from functools import partial
 from typing import Any
 
 from ..batching import Outbox
@@ -21,7 +23,10 @@ log = logging.getLogger(__name__)
 
 
 class RoomShardActor:
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, rt: Any = None) -> None:
+        if rt is None:
+            from .. import rayio as rt
+        self.rt = rt
         self.index = index
         self.epoch = secrets.token_hex(8)
         self.table = ShardTable()
@@ -39,8 +44,7 @@ class RoomShardActor:
         self.gateways[gateway_id] = handle
         if gateway_id not in self.outboxes:
             self.outboxes[gateway_id] = Outbox(
-                lambda batch, h=handle: h.receive.remote(batch),
-                on_error=lambda batch, exc, g=gateway_id: self._lost(g, batch, exc),
+                self.rt.sender(handle, "receive"), on_error=partial(self._lost, gateway_id)
             )
         self._tell_peers(self.table.reset_gateway(gateway_id, rooms))
         return self.epoch

@@ -2,6 +2,8 @@
 
 import asyncio
 
+from fake_rt import FakeRt
+
 from sacsock_actors.ops import Holders, Join, Leave
 from sacsock_actors.rooms.actor import RoomShardActor
 
@@ -24,7 +26,7 @@ class FakeGateway:
 
 def test_apply_of_a_join_returns_after_the_other_holders_were_told():
     async def go():
-        shard = RoomShardActor(0)
+        shard = RoomShardActor(0, FakeRt({}))
         g0, g1 = FakeGateway(), FakeGateway(delay=0.05)
         await shard.hello("g0", g0, [])
         await shard.hello("g1", g1, ["r"])
@@ -39,7 +41,7 @@ def test_apply_of_a_join_returns_after_the_other_holders_were_told():
 
 def test_apply_of_a_room_nobody_else_holds_does_not_wait():
     async def go():
-        shard = RoomShardActor(0)
+        shard = RoomShardActor(0, FakeRt({}))
         g0 = FakeGateway(delay=10.0)
         await shard.hello("g0", g0, [])
         await asyncio.wait_for(shard.apply("g0", [Join("r")]), 1.0)
@@ -50,7 +52,7 @@ def test_apply_of_a_room_nobody_else_holds_does_not_wait():
 
 def test_an_unknown_op_is_counted_not_fatal():
     async def go():
-        shard = RoomShardActor(0)
+        shard = RoomShardActor(0, FakeRt({}))
         await shard.hello("g0", FakeGateway(), [])
         await shard.apply("g0", [("bogus", "r"), Join("r")])
         return await shard.stats()
