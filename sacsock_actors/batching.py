@@ -52,9 +52,6 @@ class Outbox:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
-    def pending(self) -> int:
-        return len(self._items)
-
     async def flush(self) -> None:
         """Wait until everything put so far has been sent (or has failed).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import signal
 import threading
@@ -146,21 +147,15 @@ class SocketServer:
             self._stopped.clear()
             return infos
 
-    def serve(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 8080,
-        path: str = "/socket",
-        gateways: int = 1,
-        static_dir: str | Path | None = None,
-        on_ready: Callable[[], None] | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def serve(self, *args: Any, on_ready: Callable[[], None] | None = None, **kwargs: Any) -> None:
         """Serve until SIGINT/SIGTERM/SIGHUP/SIGQUIT or ``shutdown()``; then stop cleanly.
 
         Takes the arguments of :meth:`start`; ``on_ready()`` runs once every gateway listens.
         """
-        infos = self.start(host, port, path, gateways, static_dir, **kwargs)
+        bound = inspect.signature(self.start).bind(*args, **kwargs)
+        bound.apply_defaults()
+        host, path = bound.arguments["host"], bound.arguments["path"]
+        infos = self.start(*args, **kwargs)
         ports = sorted({i["port"] for i in infos})
         url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         for p in ports:

@@ -26,9 +26,6 @@ class FakeTransport:
     def write(self, data):
         self.writes.append(bytes(data))
 
-    def writelines(self, data):
-        self.write(b"".join(data))
-
     def get_write_buffer_size(self):
         return self.buffered
 
