@@ -1,4 +1,4 @@
-"""Per-destination batching of calls between actors (ARCHITECTURE.md principle 4). Pure asyncio.
+"""Per-destination batching of calls between actors (docs/architecture.md). Pure asyncio.
 
 An :class:`Outbox` keeps at most one call in flight to its destination. Items put while a
 call is in flight (or in the same event-loop tick as the first) go together in the next
