@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 
 
 class Links(Protocol):
-    """Where a hub sends ops; implemented over Ray by the GatewayActor."""
+    """Where a hub queues ops for other actors: each method only enqueues (the
+    GatewayActor's Outboxes send them later); a test records them."""
 
     gateway_id: str
     shard_count: int
@@ -64,7 +65,8 @@ class Links(Protocol):
 
 
 class Hub:
-    """Local sockets, their rooms, and the routing of casts. Call only on the event loop."""
+    """Local sockets, their rooms, and the routing of casts. Not thread-safe: call it from
+    one thread (the gateway's event loop; handler threads go through Endpoint.call)."""
 
     def __init__(self, links: Links, wake: Callable[[], None] | None = None) -> None:
         self.links = links
