@@ -22,6 +22,21 @@ def is_async(fn: Handler) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
 
 
+class Blocking:
+    """A plain handler registered with ``blocking=True``: it always runs in the thread pool."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Handler) -> None:
+        self.fn = fn
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+    def __repr__(self) -> str:
+        return getattr(self.fn, "__qualname__", None) or repr(self.fn)
+
+
 @dataclasses.dataclass
 class AppSpec:
     handlers: dict[str, Handler] = dataclasses.field(default_factory=dict)

@@ -56,7 +56,10 @@ class ServerOptions:
     - ``max_outgoing_buffer``: unsent bytes a socket may hold; a socket still above it
       after ``slow_consumer_grace`` seconds is closed (1013) and counted.
     - ``room_shards``: number of RoomShardActors rooms are hashed onto.
-    - ``handler_threads``: thread pool size for plain (non-async) handlers, per gateway.
+    - ``handler_threads``: thread pool size, per gateway, for plain handlers that block.
+    - ``blocking_threshold``: seconds; plain handlers run inline on the gateway's loop, and
+      one whose call takes longer than this moves to the thread pool for good (None: every
+      plain handler runs in the pool). See ``sacsock_actors.gateways.dispatch``.
     """
 
     allowed_origins: tuple[str, ...] = ()
@@ -67,6 +70,7 @@ class ServerOptions:
     slow_consumer_grace: float = 5.0
     room_shards: int = 2
     handler_threads: int = 16
+    blocking_threshold: float | None = 0.01
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, str):
@@ -78,6 +82,8 @@ class ServerOptions:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
         if self.heartbeat is not None and self.heartbeat <= 0:
             raise ConfigError("heartbeat must be a positive number of seconds or None")
+        if self.blocking_threshold is not None and not self.blocking_threshold > 0:
+            raise ConfigError("blocking_threshold must be a positive number of seconds or None")
         if self.slow_consumer_grace < 0:
             raise ConfigError("slow_consumer_grace must be >= 0 seconds")
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .app import AppSpec, Handler
+from .app import AppSpec, Blocking, Handler, is_async
 from .errors import ConfigError, NotServingError
 from .ops import StartBroadcast, StartRoomcast
 from .options import ServerOptions, options_from_kwargs
@@ -41,14 +41,20 @@ class SocketServer:
 
     # ---- registration ------------------------------------------------------------------
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
-        """Register ``handler(socket, data: bytes)`` for ``event``; a decorator without handler."""
+    def on(self, event: str, handler: Handler | None = None, *, blocking: bool = False) -> Any:
+        """Register ``handler(socket, data: bytes)`` for ``event``; a decorator without handler.
+
+        Plain ``def`` handlers run inline on the gateway's loop; one that takes longer than
+        the ``blocking_threshold`` option moves to the thread pool after that call. Pass
+        ``blocking=True`` for a handler you know blocks (sleeps, blocking I/O): it runs in
+        the pool from its first call. Each socket's calls run in arrival order either way.
+        """
         if not isinstance(event, str) or not event or "\x02" in event:
             raise ConfigError(f"event name must be a non-empty str without 0x02, got {event!r}")
         if handler is None:
-            return lambda fn: self.on(event, fn)
+            return lambda fn: self.on(event, fn, blocking=blocking)
         self._check_callable(handler, f"handler for {event!r}")
-        self._spec.handlers[event] = handler
+        self._spec.handlers[event] = self._blocking(handler, blocking, f"handler for {event!r}")
         return handler
 
     def on_event(self, obj: Any) -> Any:
@@ -60,17 +66,36 @@ class SocketServer:
         self.on(obj.event_name(), obj.handle_event)
         return obj
 
-    def on_connect(self, fn: Handler) -> Handler:
-        """Run ``fn(socket)`` after a socket connects (joined to its id room), before its messages."""
+    def on_connect(self, fn: Handler | None = None, *, blocking: bool = False) -> Any:
+        """Run ``fn(socket)`` after a socket connects (joined to its id room), before its messages.
+
+        ``blocking`` as for :meth:`on`; a decorator with or without arguments.
+        """
+        if fn is None:
+            return lambda f: self.on_connect(f, blocking=blocking)
         self._check_callable(fn, "on_connect")
-        self._spec.on_connect = fn
+        self._spec.on_connect = self._blocking(fn, blocking, "on_connect")
         return fn
 
-    def on_disconnect(self, fn: Handler) -> Handler:
-        """Run ``fn(socket)`` when a socket closes, after it left its rooms."""
+    def on_disconnect(self, fn: Handler | None = None, *, blocking: bool = False) -> Any:
+        """Run ``fn(socket)`` when a socket closes, after it left its rooms.
+
+        ``blocking`` as for :meth:`on`; a decorator with or without arguments.
+        """
+        if fn is None:
+            return lambda f: self.on_disconnect(f, blocking=blocking)
         self._check_callable(fn, "on_disconnect")
-        self._spec.on_disconnect = fn
+        self._spec.on_disconnect = self._blocking(fn, blocking, "on_disconnect")
         return fn
+
+    @staticmethod
+    def _blocking(fn: Handler, blocking: bool, what: str) -> Handler:
+        if not blocking:
+            return fn
+        if is_async(fn):
+            raise ConfigError(f"{what}: blocking=True is for plain def handlers; an async handler "
+                              "must not block (await the I/O, or make it a plain def handler)")
+        return Blocking(fn)
 
     def set_multihome_backend(self, bridge: Any) -> None:
         """Federate with other instances through ``bridge`` (a sacsock_actors.bridges.Bridge).

@@ -18,6 +18,8 @@ if [ -d tests/bench ]; then
   echo "== benchmark smoke run"
   python -m pytest -q tests/bench
 fi
+echo "== interop with the Go server"
+python -m pytest -q tests/interop
 echo "== clientjs: node unit tests"
 (cd clientjs && npm test --silent)
 echo "== clientjs: end to end in headless Chromium"

@@ -52,7 +52,7 @@ func main() {
 	mode := os.Args[1]
 	fs := flag.NewFlagSet(mode, flag.ExitOnError)
 	urls := fs.String("url", "ws://127.0.0.1:8080/socket", "server URL(s), comma-separated; sockets are spread round-robin")
-	proto := fs.String("proto", protoSacsock, "sacsock | socketio")
+	proto := fs.String("proto", protoSacsock, "sacsock | socketio | gopeer")
 	size := fs.Int("size", 64, "bytes of each published payload (>= 40)")
 	dialConc := fs.Int("dial-concurrency", 64, "connections being opened at once")
 	joinWait := fs.Duration("join-timeout", 180*time.Second, "how long to wait for every join to be acknowledged")
@@ -60,6 +60,7 @@ func main() {
 	subs := fs.Int("subs", 1000, "fanout: subscribers in the room")
 	room := fs.String("room", "bench", "fanout: room name")
 	clients := fs.Int("clients", 50, "echo: concurrent clients")
+	blockers := fs.Int("blockers", 0, "echo: extra clients calling the app's \"block\" handler back to back")
 	conns := fs.Int("conns", 10000, "idle: sockets to open")
 	sockets := fs.Int("sockets", 4000, "rooms: sockets")
 	rooms := fs.Int("rooms", 10000, "rooms: rooms")
@@ -72,7 +73,7 @@ func main() {
 		*size = 40
 	}
 	c := &common{strings.Split(*urls, ","), *proto, *size, *dialConc, *joinWait, *settle}
-	if c.proto != protoSacsock && c.proto != protoSocketIO {
+	if c.proto != protoSacsock && c.proto != protoSocketIO && c.proto != protoGoPeer {
 		fatal("unknown -proto %q", c.proto)
 	}
 	var m interface {
@@ -84,7 +85,7 @@ func main() {
 	case "fanout":
 		m = &fanout{common: c, nsubs: *subs, room: *room}
 	case "echo":
-		m = &echo{common: c, n: *clients}
+		m = &echo{common: c, n: *clients, blockers: *blockers}
 	case "idle":
 		m = &idle{common: c, n: *conns}
 	case "rooms":
@@ -439,14 +440,42 @@ func (f *fanout) close() {
 
 type echo struct {
 	*common
-	n     int
-	conns []*Conn
+	n        int
+	blockers int // extra clients that keep calling the app's "block" handler (sleeps 0.2 s)
+	conns    []*Conn
+	bconns   []*Conn
 }
 
 func (e *echo) setup() map[string]any {
-	conns, fails, ferr := e.dialAll(e.n)
-	e.conns = conns
-	return map[string]any{"clients": len(conns), "connect_failures": fails, "connect_error": ferr}
+	conns, fails, ferr := e.dialAll(e.n + e.blockers)
+	if len(conns) > e.n {
+		e.conns, e.bconns = conns[:e.n], conns[e.n:]
+	} else {
+		e.conns = conns
+	}
+	return map[string]any{"clients": len(e.conns), "blockers": len(e.bconns), "connect_failures": fails,
+		"connect_error": ferr}
+}
+
+// block keeps one blocker client calling "block" until the deadline; returns the calls made.
+func (e *echo) block(c *Conn, deadline int64) int64 {
+	var calls int64
+	for nowNs() < deadline {
+		if err := c.Emit("block", []byte("x")); err != nil {
+			return calls
+		}
+		for {
+			ev, _, err := c.Read()
+			if err != nil {
+				return calls
+			}
+			if ev == "blocked" {
+				break
+			}
+		}
+		calls++
+	}
+	return calls
 }
 
 func (e *echo) run(args []string) map[string]any {
@@ -458,6 +487,14 @@ func (e *echo) run(args []string) map[string]any {
 	t0 := nowNs()
 	deadline := t0 + int64(secs*1e9)
 	var wg sync.WaitGroup
+	var blocked atomic.Int64
+	for _, c := range e.bconns {
+		wg.Add(1)
+		go func(c *Conn) {
+			defer wg.Done()
+			blocked.Add(e.block(c, deadline))
+		}(c)
+	}
 	for ci, c := range e.conns {
 		wg.Add(1)
 		go func(ci int, c *Conn) {
@@ -494,7 +531,7 @@ func (e *echo) run(args []string) map[string]any {
 	res := map[string]any{
 		"clients": len(e.conns), "round_trips": total.Load(), "elapsed_s": elapsed,
 		"round_trips_per_s": float64(total.Load()) / elapsed, "errors": errs.Load(), "bad": bad.Load(),
-		"client_cpu_s": cpuSeconds() - cpu0,
+		"client_cpu_s": cpuSeconds() - cpu0, "blocker_calls": blocked.Load(),
 	}
 	for key, v := range hist.Summary() {
 		res[key] = v
@@ -502,7 +539,7 @@ func (e *echo) run(args []string) map[string]any {
 	return res
 }
 
-func (e *echo) close() { abortAll(e.conns) }
+func (e *echo) close() { abortAll(e.conns); abortAll(e.bconns) }
 
 // ---- idle ----------------------------------------------------------------------------
 

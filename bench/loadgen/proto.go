@@ -8,6 +8,10 @@ package main
 // Socket.IO v5 over Engine.IO v4, websocket transport only:
 //   server "0{...}" open, client "40" connect, server "40{...}" connected,
 //   events "42[\"event\",\"payload\"]" both ways, server ping "2", client pong "3".
+// gopeer: sac-sock framing against the upstream Go test server (../shared/peers/gopeer),
+//   whose handlers have other names: "join" answers event "echo" "joined room:R"
+//   (read here as "joined" R), "pub" room|data is sent as "roomcast"
+//   {"room":R,"data":data} and its casts arrive as event "roomcast" (read as "m").
 // Payloads used here are ASCII without quotes or backslashes, so no JSON escaping
 // is needed on either side.
 
@@ -27,7 +31,10 @@ import (
 const (
 	protoSacsock  = "sacsock"
 	protoSocketIO = "socketio"
+	protoGoPeer   = "gopeer"
 )
+
+var goJoined = []byte("joined room:")
 
 // Conn is one client websocket of either protocol. Emit is safe from any goroutine;
 // Read must be called from one goroutine only.
@@ -61,7 +68,7 @@ func wsURL(base, proto string) string {
 func Dial(base, proto string) (*Conn, error) {
 	d := *dialer
 	hdr := http.Header{}
-	if proto == protoSacsock {
+	if proto != protoSocketIO {
 		d.Subprotocols = []string{"sac-sock"}
 	}
 	ws, resp, err := d.Dial(wsURL(base, proto), hdr)
@@ -123,7 +130,17 @@ func (c *Conn) Emit(event string, payload []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	b := c.wbuf[:0]
-	if c.proto == protoSacsock {
+	if c.proto == protoGoPeer && event == "pub" {
+		room, data, _ := bytes.Cut(payload, []byte("|"))
+		b = append(b, "roomcast\x02{\"room\":\""...)
+		b = append(b, room...)
+		b = append(b, `","data":"`...)
+		b = append(b, data...)
+		b = append(b, `"}`...)
+		c.wbuf = b
+		return c.ws.WriteMessage(websocket.BinaryMessage, b)
+	}
+	if c.proto != protoSocketIO {
 		b = append(b, event...)
 		b = append(b, 0x02)
 		b = append(b, payload...)
@@ -158,7 +175,7 @@ func (c *Conn) Read() (string, []byte, error) {
 }
 
 func (c *Conn) parse(msg []byte) (string, []byte, error) {
-	if c.proto == protoSacsock {
+	if c.proto != protoSocketIO {
 		i := bytes.IndexByte(msg, 0x01)
 		if i < 0 {
 			return "", nil, fmt.Errorf("sac-sock: no 0x01 in %q", msg)
@@ -167,7 +184,16 @@ func (c *Conn) parse(msg []byte) (string, []byte, error) {
 		if j < 0 {
 			return "", nil, fmt.Errorf("sac-sock: no 0x02 in %q", msg)
 		}
-		return string(msg[:i]), msg[i+j+1:], nil
+		ev, payload := string(msg[:i]), msg[i+j+1:]
+		if c.proto == protoGoPeer {
+			switch {
+			case ev == "roomcast":
+				ev = "m"
+			case ev == "echo" && bytes.HasPrefix(payload, goJoined):
+				ev, payload = "joined", payload[len(goJoined):]
+			}
+		}
+		return ev, payload, nil
 	}
 	if len(msg) == 1 && msg[0] == '2' {
 		if err := c.write(websocket.TextMessage, []byte("3")); err != nil {

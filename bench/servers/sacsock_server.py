@@ -1,8 +1,10 @@
 """Start the benchmark app (sacsock_app.py) on sacsock_actors and wait.
 
-    python bench/servers/sacsock_server.py --port 8080 [--gateways 2] [--nodes 2]
+    python bench/servers/sacsock_server.py --port 8080 [--gateways 2] [--nodes 2] [--handlers plain]
 
 ``--gateways N``: N gateways share the port (SO_REUSEPORT) on a local Ray.
+``--handlers plain``: the app with plain ``def`` handlers (sacsock_app_plain.py) instead
+of async ones (sacsock_app.py).
 ``--nodes N``: a ``ray.cluster_utils.Cluster`` of N simulated nodes on this machine, one
 gateway pinned to each node with ``cluster.Placement`` (ports PORT, PORT+1, ...).
 
@@ -22,8 +24,9 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import importlib  # noqa: E402
+
 import ray  # noqa: E402
-from sacsock_app import server  # noqa: E402
 
 from sacsock_actors import cluster  # noqa: E402
 
@@ -33,7 +36,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--gateways", type=int, default=1)
     parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--handlers", choices=("async", "plain"), default="async")
     args = parser.parse_args()
+    app = "sacsock_app_plain" if args.handlers == "plain" else "sacsock_app"
+    server = importlib.import_module(app).server
     logging.basicConfig(level=logging.WARNING)
     sim = None
     if args.nodes > 1:

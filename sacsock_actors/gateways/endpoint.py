@@ -24,8 +24,9 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..app import AppSpec, Handler, is_async
+from ..app import AppSpec
 from ..protocol import new_socket_id, parse_inbound
+from .dispatch import Dispatcher
 from .hub import Hub
 from .session import Session
 from .socket import Socket
@@ -63,12 +64,7 @@ class Endpoint:
         self._limit = spec.options.max_outgoing_buffer
         self._grace = spec.options.slow_consumer_grace
         hub.wake = self._wake
-        # is_async of every handler, once (inspect is slow per message); keyed by id: the
-        # spec keeps the handlers alive, and callable objects need not be hashable
-        hooks = [*spec.handlers.values(), spec.on_connect, spec.on_disconnect]
-        self._async = {id(fn): is_async(fn) for fn in hooks if fn is not None}
-        # events whose handler is async: the message loop awaits those directly
-        self._async_events = frozenset(e for e, fn in spec.handlers.items() if is_async(fn))
+        self.dispatch = Dispatcher(spec, self.pool, hub.stats)
 
     def make_app(self) -> web.Application:
         self._loop = asyncio.get_running_loop()
@@ -122,12 +118,13 @@ class Endpoint:
         session.socket = socket
         self.hub.attach(session)
         try:
+            dispatch = self.dispatch
             if self.spec.on_connect is not None:
-                await self._run(self.spec.on_connect, socket)
+                await dispatch.call(session, self.spec.on_connect, socket)
             # The message loop, inline: a separate coroutine would keep one more frame
             # (~0.3 KiB) alive per connected socket.
             handlers = self.spec.handlers
-            async_events = self._async_events
+            async_events, inline_events = dispatch.async_events, dispatch.inline_events
             stats = self.hub.stats
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
@@ -152,13 +149,16 @@ class Endpoint:
                     stats["unknown_events"] += 1
                     log.debug("socket %s: no handler for %r", session.id, inbound.event)
                     continue
-                if inbound.event in async_events:  # as _run does, minus one coroutine per message
+                # the two common cases without a call in between (dispatch.call does the same)
+                if session.backlog is None and inbound.event in inline_events:
+                    dispatch.inline(handler, socket, inbound.payload)
+                elif session.backlog is None and inbound.event in async_events:
                     try:
                         await handler(socket, inbound.payload)
-                    except Exception:  # noqa: BLE001 - logged with its traceback by _failed
-                        self._failed(handler)
+                    except Exception:  # noqa: BLE001 - logged with its traceback by failed()
+                        dispatch.failed(handler)
                 else:
-                    await self._run(handler, socket, inbound.payload)
+                    await dispatch.call(session, handler, socket, inbound.payload)
                 if session.closed:
                     break
         finally:
@@ -219,23 +219,7 @@ class Endpoint:
             if session.over_since is not None and session.transport is not None:
                 self._check_buffer(session, session.transport.get_write_buffer_size(), now)
 
-    # ---- handlers and closing -------------------------------------------------------------
-
-    async def _run(self, fn: Handler, *args: Any) -> None:
-        """Run a handler: async ones on the loop, plain ones in the pool. Never raises."""
-        try:
-            run_async = self._async.get(id(fn))
-            if run_async if run_async is not None else is_async(fn):
-                await fn(*args)
-            else:
-                await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
-        except Exception:  # noqa: BLE001 - logged with its traceback by _failed
-            self._failed(fn)
-
-    def _failed(self, fn: Handler) -> None:
-        """Count and log the exception being handled; the socket stays open."""
-        self.hub.stats["handler_errors"] += 1
-        log.exception("handler %s raised; the socket stays open", getattr(fn, "__name__", fn))
+    # ---- closing ---------------------------------------------------------------------------
 
     def close_session(self, session: Session, code: int) -> None:
         """Close a socket from the loop (Socket.close, slow consumer, shutdown). Idempotent."""
@@ -255,11 +239,13 @@ class Endpoint:
         if session.closed:
             return
         session.closed = True
+        await self._settled(session)  # its queued handler calls first, in order
         self.hub.leave_all(session)
         if session.socket is not None:
             session.socket._left_all()
         if self.spec.on_disconnect is not None:
-            await self._run(self.spec.on_disconnect, session.socket)
+            await self.dispatch.call(session, self.spec.on_disconnect, session.socket)
+            await self._settled(session)
         self.hub.detach(session)
         if not session.ws.closed:
             try:
@@ -267,6 +253,16 @@ class Endpoint:
             except (asyncio.TimeoutError, ConnectionError):
                 if session.transport is not None:
                     session.transport.abort()
+
+    async def _settled(self, session: Session, timeout: float = 10.0) -> None:
+        """Wait (bounded) for the socket's handler calls still queued behind the pool."""
+        if session.backlog is None:
+            return
+        try:
+            await asyncio.wait_for(self.dispatch.settled(session), timeout)
+        except asyncio.TimeoutError:
+            log.warning("socket %s: closed with %d handler call(s) still queued after %.0f s",
+                        session.id, len(session.backlog or ()), timeout)
 
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY) -> int:
         """Close every socket (shutdown). Returns how many were open."""

@@ -9,6 +9,7 @@ stays above the limit (a slow consumer) so it never slows the others.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Protocol
 
 
@@ -26,6 +27,7 @@ class Session:
 
     __slots__ = (
         "id", "ws", "transport", "rooms", "pending", "closed", "over_since", "socket", "held",
+        "backlog", "drained",
     )
 
     def __init__(self, sid: str, ws: Any, transport: Transport | None) -> None:
@@ -40,6 +42,9 @@ class Session:
         # joins new to this gateway that the room's shard has not confirmed yet: while
         # above 0, frames for this socket stay in ``pending`` (see Hub.join)
         self.held = 0
+        #: handler calls waiting behind one in the thread pool (None: nothing pooled)
+        self.backlog: deque[tuple[Any, tuple]] | None = None
+        self.drained: Any = None  # a future the reader awaits while the backlog is full
 
     def __repr__(self) -> str:
         return f"<Session {self.id} rooms={len(self.rooms)} closed={self.closed}>"

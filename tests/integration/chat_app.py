@@ -50,10 +50,19 @@ def build(**options) -> SocketServer:
     def where_plain(socket, data):
         socket.emit("where_plain", {"thread": threading.current_thread().name})
 
-    @server.on("block")
+    @server.on("where_blocking", blocking=True)
+    def where_blocking(socket, data):
+        socket.emit("where_blocking", {"thread": threading.current_thread().name})
+
+    @server.on("block", blocking=True)
     def block(socket, data):
         time.sleep(float(data))
         socket.emit("unblocked", "")
+
+    @server.on("slow")  # not declared blocking: moves to the pool after its first slow call
+    def slow(socket, data):
+        time.sleep(float(data))
+        socket.emit("slow", data.decode())
 
     @server.on("fail")
     def fail(socket, data):

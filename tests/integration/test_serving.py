@@ -78,10 +78,41 @@ async def test_big_outbound_payload_framed_right(served):
     await c.close()
 
 
-async def test_plain_handlers_run_in_pool_async_on_loop(served):
+async def test_plain_handlers_run_inline_blocking_ones_in_pool(served):
     c, _ = await connect(served)
-    assert (await c.call("where_plain")).json["thread"].startswith("sacsock-handler")
-    assert not (await c.call("where")).json["thread"].startswith("sacsock-handler")
+    loop_thread = (await c.call("where")).json["thread"]
+    assert not loop_thread.startswith("sacsock-handler")
+    assert (await c.call("where_plain")).json["thread"] == loop_thread
+    assert (await c.call("where_blocking")).json["thread"].startswith("sacsock-handler")
+    await c.close()
+
+
+async def test_slow_plain_handler_moves_to_pool_after_its_first_slow_call(served):
+    a, _ = await connect(served)
+    b, _ = await connect(served)
+    moved = served.server.stats()["gw-0"].get("handlers_moved_to_pool", 0)
+    assert (await a.call("slow", "0.05")).text == "0.05"  # inline: 50 ms over the 10 ms budget
+    assert served.server.stats()["gw-0"]["handlers_moved_to_pool"] == moved + 1
+    await a.emit("slow", "3")
+    assert (await b.call("echo", "still here")).text == "still here"
+    assert await a.nothing("slow", 0.2)  # a's call still sleeps in the pool: b was served meanwhile
+    assert (await a.recv_event("slow", timeout=30)).text == "3"
+    await a.close()
+    await b.close()
+
+
+async def test_socket_calls_keep_arrival_order_across_pool_and_loop(served):
+    c, _ = await connect(served)
+    await c.emit("block", "0.3")  # in the pool; the plain and async calls after it wait their turn
+    for i in range(20):
+        await c.emit("echo" if i % 2 else "echobin", str(i))
+    got = []
+    while len(got) < 21:
+        m = await c.recv(timeout=30)
+        if m.event != "gone":  # other tests' sockets closing
+            got.append(m)
+    assert [m.event for m in got] == ["unblocked"] + ["echobin" if i % 2 == 0 else "echo" for i in range(20)]
+    assert [m.payload for m in got[1:]] == [str(i).encode() for i in range(20)]
     await c.close()
 
 

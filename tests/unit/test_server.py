@@ -93,3 +93,28 @@ def test_public_api_is_pinned():
     assert set(sacsock_actors.__all__) >= {"SocketServer", "Socket", "SacSockError"}
     for name in sacsock_actors.__all__:
         assert hasattr(sacsock_actors, name)
+
+
+def test_blocking_registration_wraps_plain_handlers_and_refuses_async_ones():
+    from sacsock_actors.app import Blocking
+
+    s = SocketServer()
+
+    @s.on("io", blocking=True)
+    def io(socket, data):
+        return data
+
+    @s.on_connect(blocking=True)
+    def hello(socket):
+        pass
+
+    assert isinstance(s._spec.handlers["io"], Blocking) and s._spec.handlers["io"](None, b"x") == b"x"
+    assert isinstance(s._spec.on_connect, Blocking)
+
+    async def coro(socket, data):
+        pass
+
+    with pytest.raises(ConfigError, match="blocking=True is for plain def handlers"):
+        s.on("c", coro, blocking=True)
+    with pytest.raises(ConfigError, match="blocking_threshold"):
+        SocketServer(blocking_threshold=0)
