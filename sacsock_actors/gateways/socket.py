@@ -1,12 +1,13 @@
 """Socket: the handle a handler gets for one connected client.
 
 Every method is an ordinary (not async) method that never blocks: call it the same way
-from an async handler (on the gateway's event loop) or a plain one (in the handler
-thread pool). Encoding happens in the caller, so a bad event name or unencodable data
+from any handler, async or plain, on the gateway's event loop or in its thread pool.
+Encoding happens in the caller, so a bad event name or unencodable data
 raises right there; the rest goes onto the gateway's loop through ``Endpoint.call``, in
 call order. Only the loop changes the socket's session; the rooms a handler sees
 (``in_room``, ``get_rooms``) are this handle's own view, right at once after
-``join``/``leave``.
+``join``/``leave`` (kept only once the socket joins a room: an idle socket pays nothing
+for it).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Socket:
         self._session = session
         self._hub = hub
         self._loop = loop
-        self._rooms: set[str] = {socket_room(session.id)}
+        self._rooms: set[str] | None = None  # None: only the id room (see _view)
 
     @property
     def id(self) -> str:
@@ -52,22 +53,29 @@ class Socket:
         """Join ``room`` (created if needed). ``in_room(room)`` is True at once."""
         check_room(room)
         if not self._session.closed:
-            self._rooms.add(room)
+            self._view().add(room)
             self._loop.call(self._hub.join, self._session, room)
 
     def leave(self, room: str) -> None:
         """Leave ``room``; nothing happens if not a member. The id room cannot be left."""
         check_room(room)
         if room != socket_room(self.id):
-            self._rooms.discard(room)
+            self._view().discard(room)
             self._loop.call(self._hub.leave, self._session, room)
 
     def in_room(self, room: str) -> bool:
-        return room in self._rooms
+        rooms = self._rooms
+        return room == socket_room(self.id) if rooms is None else room in rooms
 
     def get_rooms(self) -> list[str]:
         """Rooms this socket is in, its id room ``__socket_id:<id>`` included."""
-        return list(self._rooms)
+        rooms = self._rooms
+        return [socket_room(self.id)] if rooms is None else list(rooms)
+
+    def _view(self) -> set[str]:
+        if self._rooms is None:
+            self._rooms = {socket_room(self.id)}
+        return self._rooms
 
     def roomcast(self, room: str, event: str, data: Any) -> None:
         """Send to every member of ``room`` in the cluster (this socket too, if a member)."""
@@ -88,7 +96,7 @@ class Socket:
 
     def _left_all(self) -> None:
         """Called on the loop when the socket closes: it is in no room any more."""
-        self._rooms.clear()
+        self._rooms = set()
 
     def __repr__(self) -> str:
         return f"<Socket {self.id}>"

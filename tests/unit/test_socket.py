@@ -82,3 +82,11 @@ def test_close_goes_through_the_loop_and_a_closed_socket_joins_nothing():
     session.closed = True
     sock.join("late")
     assert not sock.in_room("late") and loop.calls == []
+
+
+def test_an_idle_socket_keeps_no_room_set_and_a_closed_one_is_in_no_room():
+    sock, _, _, _ = make()
+    assert sock._rooms is None, "an idle socket pays for no second set"
+    assert sock.in_room(socket_room("S")) and sock.get_rooms() == [socket_room("S")]
+    sock._left_all()
+    assert sock.get_rooms() == [] and not sock.in_room(socket_room("S"))
