@@ -189,11 +189,12 @@ class Endpoint:
         """Write every socket's ready bytes (one write each); police slow consumers."""
         now = time.monotonic()
         limit = self._limit
-        for session, data in self.hub.data_to_send():
+        for session in self.hub.sessions_to_write():
+            pending, session.pending = session.pending, []
             transport = session.transport
-            if transport is None or transport.is_closing():
+            if session.closed or transport is None or transport.is_closing():
                 continue
-            transport.write(data)
+            transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
             size = transport.get_write_buffer_size()
             if size > limit or session.over_since is not None:  # else nothing to police
                 self._check_buffer(session, size, now)

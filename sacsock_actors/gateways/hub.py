@@ -20,7 +20,8 @@ the Links; ``receive`` dispatches the ones a gateway gets.
 
 Sans-I/O: the hub never touches a socket or the event loop. Frames for a socket collect
 in its ``Session.pending``; the hub calls ``wake()`` once when there is something to
-write, and its driver (the Endpoint) then takes ``data_to_send()`` and writes it.
+write, and its driver (the Endpoint) then takes ``sessions_to_write()`` and writes
+each one's pending frames.
 Unit tests drive it without an event loop.
 """
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ..ops import (
@@ -70,7 +71,7 @@ class Hub:
 
     def __init__(self, links: Links, wake: Callable[[], None] | None = None) -> None:
         self.links = links
-        #: called once when frames become ready to write (until ``data_to_send``)
+        #: called once when frames become ready to write (until ``sessions_to_write``)
         self.wake: Callable[[], None] = wake or _nothing
         self.sessions: dict[str, Session] = {}
         self.rooms: RoomTable[Session] = RoomTable()
@@ -261,19 +262,16 @@ class Hub:
             self._woken = True
             self.wake()
 
-    def data_to_send(self) -> list[tuple[Session, bytes]]:
-        """Take every socket's ready frames, joined into one chunk per socket. Sockets held
-        by a join (see ``join``) keep theirs; closed ones drop them."""
+    def sessions_to_write(self) -> Iterable[Session]:
+        """Take the sockets with frames ready to write: each one's ``Session.pending`` (the
+        frames, in order) is for its writer to take. Sockets held by a join (see ``join``)
+        are left out; they come back when released. Hot path: no per-socket work unless
+        a join is pending."""
         self._woken = False
         dirty, self._dirty = self._dirty, set()
-        out = []
-        for session in dirty:
-            if session.held:  # released by _release
-                continue
-            pending, session.pending = session.pending, []
-            if pending and not session.closed:
-                out.append((session, pending[0] if len(pending) == 1 else b"".join(pending)))
-        return out
+        if self._joining:  # some sockets may be held
+            return [s for s in dirty if not s.held]
+        return dirty
 
 
 def _nothing() -> None:

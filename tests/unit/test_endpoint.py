@@ -79,3 +79,12 @@ def test_the_hub_wakes_one_flush_per_tick():
 
     writes = asyncio.run(go())
     assert len(writes) == 1
+
+
+def test_a_closed_sockets_frames_are_not_written():
+    hub, endpoint, _ = make()
+    s = add(hub, "A")
+    hub.emit(s, encode("x", 1))
+    s.closed = True
+    endpoint.flush()
+    assert s.transport.writes == [] and s.pending == []
