@@ -8,9 +8,9 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
+from ._version import __version__
 from .errors import ConfigError
 from .server import SocketServer
 
@@ -34,10 +34,12 @@ def load_app(target: str) -> tuple[SocketServer, Any]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sacsock", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser, port: int) -> None:
-        p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        p.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; 'node': its Ray node's address)")
         p.add_argument("--port", type=int, default=port)
         p.add_argument("--path", default="/socket", help="websocket path (default /socket)")
         p.add_argument("--gateways", type=int, default=1, help="gateway actors sharing the port")
@@ -51,15 +53,26 @@ def _parser() -> argparse.ArgumentParser:
                        help="origin allowed besides same-origin; repeat, or '*' for any")
         p.add_argument("--redis", default=None, metavar="URL",
                        help="federate over Redis (redis://[:password@]host:port/db or rediss://...)")
-        p.add_argument("--server-group", default=None, help="Redis bridge server group")
-        p.add_argument("--server-name", default=None, help="Redis bridge server name (default: random)")
+        p.add_argument("--mongo", default=None, metavar="URL",
+                       help="federate over MongoDB (mongodb://[user:password@]host:port/...)")
+        p.add_argument("--mongo-poll", type=float, default=None, metavar="SECONDS",
+                       help="MongoDB bridge poll interval (default 0.25)")
+        p.add_argument("--server-group", default=None, help="bridge server group (Redis, MongoDB)")
+        p.add_argument("--server-name", default=None, help="bridge server name (default: random)")
+        p.add_argument("--metrics-port", type=int, default=None,
+                       help="serve Prometheus metrics of every gateway at :PORT/metrics (default: off)")
+        p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port")
+        p.add_argument("--access-log", action="store_true",
+                       help="log one line per HTTP request and upgrade (default: off)")
+        p.add_argument("--drain-timeout", type=float, default=30.0,
+                       help="on SIGTERM, seconds to let queued frames flush before the 1001 closes")
         p.add_argument("-v", "--verbose", action="store_true")
 
     serve = sub.add_parser("serve", help="serve MODULE:ATTR (a SocketServer)")
     serve.add_argument("app", help="MODULE:ATTR, imported from the current directory")
     serve.add_argument("--static", default=None, help="directory of static files served at /")
     common(serve, 8080)
-    demo = sub.add_parser("demo", help="run the chat example on a local Ray")
+    demo = sub.add_parser("demo", help="run the chat demo (shipped in the package) on a local Ray")
     common(demo, 8080)
     return parser
 
@@ -72,15 +85,9 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         opts["max_message_size"] = args.max_message_size
     if args.allowed_origin:
         opts["allowed_origins"] = tuple(args.allowed_origin)
+    if args.access_log:
+        opts["access_log"] = True
     return opts
-
-
-def demo_dir() -> Path:
-    """examples/chat of the source checkout this package runs from."""
-    here = Path(__file__).resolve().parent.parent / "examples" / "chat"
-    if not (here / "app.py").is_file():
-        raise ConfigError(f"the chat example is not at {here}; run `sacsock demo` from a source checkout")
-    return here
 
 
 def _redis_bridge(args: argparse.Namespace) -> Any:
@@ -92,6 +99,17 @@ def _redis_bridge(args: argparse.Namespace) -> Any:
     return RedisBridge(args.redis, server_name=args.server_name, **kwargs)
 
 
+def _mongo_bridge(args: argparse.Namespace) -> Any:
+    try:
+        from .bridges import MongoBridge
+    except ImportError as exc:
+        raise ConfigError(f"--mongo needs pymongo: pip install 'sacsock_actors[mongo]' ({exc})") from None
+    kwargs: dict[str, Any] = {"server_group": args.server_group} if args.server_group else {}
+    if args.mongo_poll is not None:
+        kwargs["poll_interval"] = args.mongo_poll
+    return MongoBridge(args.mongo, server_name=args.server_name, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -101,19 +119,25 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     try:
         if args.command == "demo":
-            chat = demo_dir()
-            os.chdir(chat)
-            server, _ = load_app("app:server")
-            static = str(chat / "static")
+            from . import demo  # the chat example, shipped in the package
+
+            server, _ = load_app(demo.APP)
+            static = str(demo.STATIC_DIR)
         else:
             server, _ = load_app(args.app)
             static = args.static
         if args.redis:
             server.set_multihome_backend(_redis_bridge(args))
+        if args.mongo:
+            server.set_multihome_backend(_mongo_bridge(args))
+        elif args.mongo_poll is not None:
+            raise ConfigError("--mongo-poll needs --mongo URL")
         server.serve(
             host=args.host, port=args.port, path=args.path, gateways=args.gateways,
             static_dir=static, address=args.address, gateways_per_node=args.gateways_per_node,
             on_ready=lambda: log.info("ready in %.1f s", time.monotonic() - began),
+            metrics_port=args.metrics_port, metrics_host=args.metrics_host,
+            drain_timeout=args.drain_timeout,
             **_options(args),
         )
     except ConfigError as exc:

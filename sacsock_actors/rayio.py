@@ -52,6 +52,11 @@ def node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
+def node_ip() -> str:
+    """The IP address of the Ray node this code runs on."""
+    return ray.util.get_node_ip_address()
+
+
 def sender(handle: Any, method: str, *lead: Any) -> Send:
     """``send(batch)``: one remote call of ``handle.method(*lead, batch)``, awaited."""
     remote = getattr(handle, method).remote
@@ -78,6 +83,13 @@ class Failover:
         self.current = 0
         self.what = what
 
+    def set_handles(self, handles: list[Any]) -> None:
+        """Use these actors from now on (the first one first)."""
+        if not handles:
+            raise ValueError("Failover needs at least one actor handle")
+        self.handles = list(handles)
+        self.current = 0
+
     def _next(self, exc: BaseException) -> None:
         log.warning("%s: actor unavailable (%r); trying the next", self.what, exc)
         self.current = (self.current + 1) % len(self.handles)
@@ -87,7 +99,8 @@ class Failover:
         last: BaseException | None = None
         for _ in range(len(self.handles)):
             try:
-                return await getattr(self.handles[self.current], method).remote(*args)
+                handle = self.handles[self.current % len(self.handles)]
+                return await getattr(handle, method).remote(*args)
             except Exception as exc:  # noqa: BLE001 - down: the next one
                 last = exc
                 self._next(exc)
@@ -99,7 +112,8 @@ class Failover:
         last: BaseException | None = None
         for _ in range(len(self.handles)):
             try:
-                return ray.get(getattr(self.handles[self.current], method).remote(*args), timeout=timeout)
+                handle = self.handles[self.current % len(self.handles)]
+                return ray.get(getattr(handle, method).remote(*args), timeout=timeout)
             except ray.exceptions.GetTimeoutError:
                 raise
             except Exception as exc:  # noqa: BLE001 - down: the next one
