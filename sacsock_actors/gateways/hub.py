@@ -218,22 +218,21 @@ class Hub:
 
     def receive(self, ops: list[GatewayOp]) -> None:
         """Apply a batch of ops sent by shards, gateways, bridges or the driver."""
-        for op in ops:
-            kind = type(op)
-            if kind is Deliver:
+        for op in ops:  # type(op) is ...: exact types, fastest first (mypy narrows these)
+            if type(op) is Deliver:
                 self._deliver(self.members(op.room), op.wire)
-            elif kind is DeliverAll:
+            elif type(op) is DeliverAll:
                 self._deliver(self.sessions.values(), op.wire)
-            elif kind is Holders:
+            elif type(op) is Holders:
                 if op.room in self.rooms:
                     self.holders[op.room] = frozenset(op.gateways) - {self.links.gateway_id}
-            elif kind is StartRoomcast:
+            elif type(op) is StartRoomcast:
                 self.roomcast(op.room, op.frame, publish=op.publish)
-            elif kind is StartBroadcast:
+            elif type(op) is StartBroadcast:
                 self.broadcast(op.frame, publish=op.publish)
             else:
                 self.stats["unknown_ops"] += 1
-                log.warning("gateway %s: unknown op %r dropped", self.links.gateway_id, kind.__name__)
+                log.warning("gateway %s: unknown op %r dropped", self.links.gateway_id, type(op).__name__)
 
     # ---- writing ---------------------------------------------------------------------------
 
