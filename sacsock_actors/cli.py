@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ._version import __version__
@@ -59,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="MongoDB bridge poll interval (default 0.25)")
         p.add_argument("--server-group", default=None, help="bridge server group (Redis, MongoDB)")
         p.add_argument("--server-name", default=None, help="bridge server name (default: random)")
+        grpc = p.add_argument_group("gRPC bridge (a peer mesh with Go ssgrpc instances)")
+        grpc.add_argument("--grpc-listen", default=None, metavar="HOST:PORT",
+                          help="serve the gRPC bridge here (one listener for the whole cluster)")
+        grpc.add_argument("--grpc-peer", action="append", default=None, metavar="[CN@]HOST:PORT",
+                          help="a peer to send casts to; repeat for each")
+        grpc.add_argument("--grpc-cert", default=None, metavar="FILE", help="shared TLS certificate (PEM)")
+        grpc.add_argument("--grpc-key", default=None, metavar="FILE", help="its private key (PEM)")
+        grpc.add_argument("--grpc-shared-key-file", default=None, metavar="FILE",
+                          help=f"file holding the HS256 token key (or set {GRPC_KEY_ENV})")
+        grpc.add_argument("--grpc-insecure", action="store_true",
+                          help="plaintext, no authentication: development only")
         p.add_argument("--metrics-port", type=int, default=None,
                        help="serve Prometheus metrics of every gateway at :PORT/metrics (default: off)")
         p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port")
@@ -110,6 +122,42 @@ def _mongo_bridge(args: argparse.Namespace) -> Any:
     return MongoBridge(args.mongo, server_name=args.server_name, **kwargs)
 
 
+GRPC_KEY_ENV = "SACSOCK_GRPC_SHARED_KEY"
+
+
+def _grpc_shared_key(args: argparse.Namespace) -> bytes | None:
+    """From --grpc-shared-key-file (one trailing newline dropped) or the environment; never
+    from a flag value, so it shows in no process list and no log."""
+    if args.grpc_shared_key_file:
+        try:
+            key = Path(args.grpc_shared_key_file).read_bytes()
+        except OSError as exc:
+            # the path is not echoed: a key mistakenly given in its place must not be printed
+            raise ConfigError(f"cannot read the file given to --grpc-shared-key-file: "
+                              f"{exc.strerror}") from None
+        key = key[:-2] if key.endswith(b"\r\n") else key[:-1] if key.endswith(b"\n") else key
+        if not key:
+            raise ConfigError("the file given to --grpc-shared-key-file is empty")
+        return key
+    env = os.environ.get(GRPC_KEY_ENV)
+    return env.encode("utf-8") if env else None
+
+
+def _grpc_bridge(args: argparse.Namespace) -> Any:
+    try:
+        from .bridges import GrpcBridge
+    except ImportError as exc:
+        raise ConfigError(f"--grpc-listen needs grpcio: pip install 'sacsock_actors[grpc]' ({exc})") from None
+    if args.grpc_insecure:
+        return GrpcBridge(args.grpc_listen, args.grpc_peer or [], insecure=True)
+    key = _grpc_shared_key(args)
+    if not (args.grpc_cert and args.grpc_key and key):
+        raise ConfigError(f"the gRPC bridge needs --grpc-cert, --grpc-key and a shared key "
+                          f"(--grpc-shared-key-file or {GRPC_KEY_ENV}); or --grpc-insecure for development")
+    return GrpcBridge(args.grpc_listen, args.grpc_peer or [], cert_file=args.grpc_cert,
+                      key_file=args.grpc_key, shared_key=key)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -132,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             server.set_multihome_backend(_mongo_bridge(args))
         elif args.mongo_poll is not None:
             raise ConfigError("--mongo-poll needs --mongo URL")
+        if args.grpc_listen:
+            server.set_multihome_backend(_grpc_bridge(args))
+        elif args.grpc_peer or args.grpc_insecure or args.grpc_cert or args.grpc_key:
+            raise ConfigError("the --grpc-* options need --grpc-listen HOST:PORT")
         server.serve(
             host=args.host, port=args.port, path=args.path, gateways=args.gateways,
             static_dir=static, address=args.address, gateways_per_node=args.gateways_per_node,

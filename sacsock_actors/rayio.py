@@ -175,6 +175,19 @@ def call_each(handles: list[Any], method: str, *args: Any, timeout: float = 30.0
     return out
 
 
+ActorDiedError = ray.exceptions.ActorDiedError
+
+
+def remote(handle: Any, method: str, *args: Any) -> Any:
+    """Start ``handle.method(*args)``; returns its object ref (see :func:`get`)."""
+    return getattr(handle, method).remote(*args)
+
+
+def get(ref: Any, timeout: float) -> Any:
+    """The result of one remote call started with :func:`remote`."""
+    return ray.get(ref, timeout=timeout)
+
+
 def kill(handle: Any) -> None:
     ray.kill(handle, no_restart=True)
 

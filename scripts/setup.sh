@@ -20,7 +20,7 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 extras="redis"
-[ "$mode" = "--demo" ] || extras="test,redis,mongo,bench"
+[ "$mode" = "--demo" ] || extras="test,redis,mongo,grpc,bench"
 stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras//,/-}"
 if [ ! -f "$stamp" ]; then  # install once per pyproject.toml and set of extras
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null

@@ -58,3 +58,58 @@ def test_an_unknown_op_is_counted_not_fatal():
         return await shard.stats()
 
     assert asyncio.run(go()) == {"rooms": 1, "pushed": 1, "lost": 0, "unknown_ops": 1}
+
+
+def test_a_new_incarnation_tells_nobody_until_every_gateway_resynced():
+    """The first gateway to resync must not hear that it alone holds a room: it would stop
+    sending casts to the other holders (lost casts while a shard restarts)."""
+
+    async def go():
+        shard = RoomShardActor(0)
+        g0, g1, g2 = FakeGateway(), FakeGateway(), FakeGateway()
+        every = ("g0", "g1", "g2")
+        await shard.hello("g0", g0, ["r"], every)
+        await shard.hello("g1", g1, ["r"], every)
+        await shard.apply("g0", [Join("s")])
+        await asyncio.sleep(0.01)
+        assert g0.got == [] and g1.got == []  # g2 has not resynced yet
+        await shard.hello("g2", g2, [], every)
+        for out in shard.outboxes.values():
+            await out.flush()
+        for g in (g0, g1):
+            got = {op.room: set(op.gateways) for op in g.got}
+            assert got["r"] == {"g0", "g1"}
+        assert {op.room: set(op.gateways) for op in g0.got}["s"] == {"g0"}
+        assert g2.got == []  # holds nothing
+
+    asyncio.run(go())
+
+
+def test_a_gateway_that_never_resyncs_delays_the_rebuild_a_bounded_time(monkeypatch):
+    from sacsock_actors.rooms import actor
+
+    monkeypatch.setattr(actor, "REBUILD_SECONDS", 0.05)
+
+    async def go():
+        shard = RoomShardActor(0)
+        g0 = FakeGateway()
+        await shard.hello("g0", g0, ["r"], ("g0", "dead"))
+        assert shard.deferred is not None
+        await asyncio.sleep(0.2)
+        assert shard.deferred is None
+        await shard.outboxes["g0"].flush()
+        assert g0.got == [Holders("r", ("g0",))]
+
+    asyncio.run(go())
+
+
+def test_dropping_the_missing_gateway_completes_the_rebuild():
+    async def go():
+        shard = RoomShardActor(0)
+        g0 = FakeGateway()
+        await shard.hello("g0", g0, ["r"], ("g0", "dead"))
+        assert shard.deferred is not None
+        await shard.drop_gateway("dead")
+        assert shard.deferred is None
+
+    asyncio.run(go())
