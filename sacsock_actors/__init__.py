@@ -21,9 +21,9 @@ from .errors import (
     NotServingError,
     SacSockError,
 )
+from .gateways.socket import Socket
 from .options import ServerOptions, allow_origins, same_origin
 from .server import SocketServer
-from .socket import Socket
 
 __all__ = [
     "ConfigError",

@@ -1,4 +1,4 @@
-"""Per-destination batching of calls between actors (ARCHITECTURE.md principle 4). Pure asyncio.
+"""Per-destination batching of calls between actors (docs/architecture.md). Pure asyncio.
 
 An :class:`Outbox` keeps at most one call in flight to its destination. Items put while a
 call is in flight (or in the same event-loop tick as the first) go together in the next
@@ -51,9 +51,6 @@ class Outbox:
         self._put += 1
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._drain())
-
-    def pending(self) -> int:
-        return len(self._items)
 
     async def flush(self) -> None:
         """Wait until everything put so far has been sent (or has failed).

@@ -1,7 +1,7 @@
-"""The Ray side of serving: start (or attach to) Ray, create shards and gateways, supervise
-them, carry casts from the driver, and stop everything that was started.
+"""The driver side of serving: start (or attach to) Ray, create shards and gateways,
+supervise them, carry casts from the driver, and stop everything that was started.
 
-This is the only module besides the actor shells that talks to Ray.
+Every Ray call goes through ``rayio``.
 """
 
 from __future__ import annotations
@@ -16,29 +16,22 @@ import threading
 import time
 import types
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
+from . import rayio
 from .app import AppSpec
 from .bridges.actor import BridgeActor
 from .errors import ConfigError
 from .gateways.actor import GatewayActor, GatewayConfig
+from .ops import Op
 from .rooms.actor import RoomShardActor
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "sacsock"
-ACTOR_OPTIONS: dict[str, Any] = {
-    "num_cpus": 0,
-    "max_restarts": -1,
-    "max_task_retries": 0,
-    "max_concurrency": 10_000,
-}
-_Gateway = ray.remote(GatewayActor)
-_Shard = ray.remote(RoomShardActor)
-_Bridge = ray.remote(BridgeActor)
+NAMESPACE = rayio.NAMESPACE
+_Gateway = rayio.actor_class(GatewayActor)
+_Shard = rayio.actor_class(RoomShardActor)
+_Bridge = rayio.actor_class(BridgeActor)
 
 
 @dataclass(frozen=True)
@@ -56,8 +49,6 @@ def ship_app_code(spec: AppSpec) -> None:
     handler (the app module and its siblings: a script, a test, an app in the current
     directory), unless it is an installed package (every node imports those itself).
     """
-    from ray import cloudpickle
-
     installed = tuple(
         os.path.realpath(sysconfig.get_paths()[k]) + os.sep for k in ("purelib", "platlib", "stdlib")
     )
@@ -77,12 +68,25 @@ def ship_app_code(spec: AppSpec) -> None:
             continue
         path = os.path.realpath(file)
         if name != "__main__" and path.startswith(tuple(folders)) and not path.startswith(installed):
-            cloudpickle.register_pickle_by_value(module)
+            rayio.pickle_by_value(module)
 
 
-def alive_nodes() -> list[str]:
-    """Node ids of the alive nodes of the connected Ray cluster."""
-    return [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+alive_nodes = rayio.alive_nodes
+
+
+def check_layout(gateways: int, gateways_per_node: int | None, placements: list[Placement] | None) -> None:
+    """Reject a bad gateway layout with ConfigError (called before Ray is touched)."""
+    if placements is not None:
+        if not placements:
+            raise ConfigError("placements is empty: give at least one Placement(node_id, port)")
+        bad = [p for p in placements if not isinstance(p, Placement)]
+        if bad:
+            raise ConfigError(f"placements must be cluster.Placement objects, got {bad[0]!r}")
+    elif gateways_per_node is not None:
+        if not isinstance(gateways_per_node, int) or gateways_per_node < 1:
+            raise ConfigError(f"gateways_per_node must be an int >= 1, got {gateways_per_node!r}")
+    elif not isinstance(gateways, int) or gateways < 1:
+        raise ConfigError(f"gateways must be an int >= 1, got {gateways!r}")
 
 
 class ClusterRuntime:
@@ -101,30 +105,29 @@ class ClusterRuntime:
         address: str | None = None,
         runtime_env: dict | None = None,
     ) -> None:
+        check_layout(gateways, gateways_per_node, placements)  # before anything is started
         self.spec = spec
         self.host = host
         self.path = path
         self.token = secrets.token_hex(4)
-        self.started_ray = False
         self.infos: dict[str, dict[str, Any]] = {}
         self._stopped = False
-        self._init_ray(address, runtime_env)
+        self.started_ray = rayio.init(address, runtime_env)
         ship_app_code(spec)
         if placements is None:
             if gateways_per_node is not None:
-                if gateways_per_node < 1:
-                    raise ConfigError("gateways_per_node must be >= 1")
                 placements = [
                     Placement(node, port) for node in alive_nodes() for _ in range(gateways_per_node)
                 ]
             else:
                 placements = [Placement(None, port) for _ in range(gateways)]
         if not placements:
-            raise ConfigError("at least one gateway is needed")
+            if self.started_ray:
+                rayio.shutdown()
+            raise ConfigError("no alive Ray node to place gateways on")
         self.placements = placements
         self.shards = [
-            _Shard.options(name=f"{self.token}:shard:{i}", namespace=NAMESPACE, **ACTOR_OPTIONS).remote(i)
-            for i in range(spec.options.room_shards)
+            rayio.spawn(_Shard, f"{self.token}:shard:{i}", i) for i in range(spec.options.room_shards)
         ]
         self.gateway_ids = [f"gw-{i}" for i in range(len(placements))]
         self.gateways = {
@@ -132,22 +135,9 @@ class ClusterRuntime:
         }
         self.bridges: list[Any] = []
         self._stop = threading.Event()
-        self._caster = _DriverCaster(list(self.gateways.values()))
+        self._caster = DriverCaster(rayio.Failover(list(self.gateways.values()), "driver casts"))
         self._supervisor: threading.Thread | None = None
         self.purged: set[str] = set()  # gateways gone for good (see _supervise)
-
-    def _init_ray(self, address: str | None, runtime_env: dict | None) -> None:
-        if ray.is_initialized():
-            return
-        kwargs: dict[str, Any] = {"namespace": NAMESPACE, "logging_level": logging.WARNING}
-        if runtime_env:
-            kwargs["runtime_env"] = runtime_env
-        if address is None:  # always a fresh local Ray, never someone else's cluster
-            kwargs.update(address="local", include_dashboard=False)
-        else:
-            kwargs["address"] = address
-        ray.init(**kwargs)
-        self.started_ray = True
 
     def _make_gateway(self, gid: str, placement: Placement) -> Any:
         config = GatewayConfig(
@@ -158,10 +148,7 @@ class ClusterRuntime:
             shard_names=tuple(f"{self.token}:shard:{i}" for i in range(len(self.shards))),
             namespace=NAMESPACE,
         )
-        opts = dict(ACTOR_OPTIONS, name=f"{self.token}:gw:{gid}", namespace=NAMESPACE)
-        if placement.node_id is not None:
-            opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(placement.node_id, soft=False)
-        return _Gateway.options(**opts).remote(self.spec, config)
+        return rayio.spawn(_Gateway, f"{self.token}:gw:{gid}", self.spec, config, node=placement.node_id)
 
     def start(self, bridges: list[Any], timeout: float = 120.0) -> list[dict[str, Any]]:
         """Start the bridges' actors and every gateway; returns each gateway's info.
@@ -170,11 +157,9 @@ class ClusterRuntime:
         early socket misses a peer or a bridge.
         """
         actors = [self._make_bridge(b) for b in bridges]
-        infos = ray.get(
-            [g.start.remote(self.gateways, actors) for g in self.gateways.values()], timeout=timeout
-        )
+        infos = rayio.call_all(list(self.gateways.values()), "start", self.gateways, actors, timeout=timeout)
         self.infos = dict(zip(self.gateways, infos, strict=True))
-        ray.get([a.start.remote() for a in actors], timeout=timeout)
+        rayio.call_all(actors, "start", timeout=timeout)
         self.bridges.extend(actors)
         self._supervisor = threading.Thread(target=self._supervise, name="sacsock-supervisor", daemon=True)
         self._supervisor.start()
@@ -183,16 +168,14 @@ class ClusterRuntime:
     def _make_bridge(self, bridge: Any) -> Any:
         name = f"{self.token}:bridge:{secrets.token_hex(4)}"
         gateways = [f"{self.token}:gw:{gid}" for gid in self.gateway_ids]
-        return _Bridge.options(name=name, namespace=NAMESPACE, **ACTOR_OPTIONS).remote(
-            bridge, gateways, NAMESPACE
-        )
+        return rayio.spawn(_Bridge, name, bridge, gateways, NAMESPACE)
 
     def add_bridge(self, bridge: Any, timeout: float = 60.0) -> None:
         """While serving: run ``bridge`` in its own actor and have every gateway publish to it."""
         actor = self._make_bridge(bridge)
-        ray.get(actor.start.remote(), timeout=timeout)
+        rayio.call_all([actor], "start", timeout=timeout)
         self.bridges.append(actor)
-        ray.get([g.set_bridges.remote(self.bridges) for g in self.gateways.values()], timeout=timeout)
+        rayio.call_all(list(self.gateways.values()), "set_bridges", self.bridges, timeout=timeout)
 
     def _supervise(self) -> None:
         """Restart a gateway's listener, or a bridge, after Ray restarted its process; purge
@@ -201,14 +184,14 @@ class ClusterRuntime:
         while not self._stop.wait(1.0):
             live = {gid: g for gid, g in self.gateways.items() if gid not in self.purged}
             calls: list[tuple[str | None, Any]] = [
-                (gid, g.start.remote(live, list(self.bridges))) for gid, g in live.items()
+                (gid, rayio.remote(g, "start", live, list(self.bridges))) for gid, g in live.items()
             ]
-            calls += [(None, b.start.remote()) for b in self.bridges]
+            calls += [(None, rayio.remote(b, "start")) for b in self.bridges]
             for gid, call in calls:
                 try:
-                    ray.get(call, timeout=30)
+                    rayio.get(call, timeout=30)
                     died.discard(gid or "")
-                except ray.exceptions.ActorDiedError as exc:
+                except rayio.ActorDiedError as exc:
                     # A call in flight when a restartable actor dies fails too, but calls
                     # made after that wait for the restart: two failed rounds in a row mean
                     # it is not coming back.
@@ -224,32 +207,32 @@ class ClusterRuntime:
         """Tell every shard and live gateway that gateway ``gid`` is gone for good."""
         self.purged.add(gid)
         log.warning("gateway %s is gone for good; purged from the shards and its peers", gid)
-        refs = [cast(Any, s).drop_gateway.remote(gid) for s in self.shards]
-        refs += [g.drop_peer.remote(gid) for other, g in self.gateways.items() if other not in self.purged]
-        _each(refs)
+        rayio.call_each(list(self.shards), "drop_gateway", gid)
+        live = [g for other, g in self.gateways.items() if other not in self.purged]
+        rayio.call_each(live, "drop_peer", gid)
 
-    def cast(self, op: tuple) -> None:
+    def cast(self, op: Op) -> None:
         """A cast from the driver, routed by the first gateway as if it started there."""
         self._caster.put(op)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until driver casts and every gateway's queued ops have been handed on."""
         self._caster.flush(timeout)
-        ray.get([g.flush.remote() for g in self.gateways.values()], timeout=timeout)
-        ray.get([b.flush.remote() for b in self.bridges], timeout=timeout)
+        rayio.call_all(list(self.gateways.values()), "flush", timeout=timeout)
+        rayio.call_all(list(self.bridges), "flush", timeout=timeout)
 
     def socket_ids(self) -> list[str]:
         """Ids of the sockets of every reachable gateway."""
-        parts = _each([g.socket_ids.remote() for g in self.gateways.values()])
+        parts = rayio.call_each(list(self.gateways.values()), "socket_ids")
         return [i for part in parts if isinstance(part, list) for i in part]
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Counters of every gateway and bridge; an unreachable actor shows as {"error": ...}."""
         out: dict[str, dict[str, Any]] = dict(
-            zip(self.gateways, _each([g.stats.remote() for g in self.gateways.values()]), strict=True)
+            zip(self.gateways, rayio.call_each(list(self.gateways.values()), "stats"), strict=True)
         )
         out["driver"] = {"casts_lost": self._caster.lost}
-        for i, s in enumerate(_each([b.stats.remote() for b in self.bridges])):
+        for i, s in enumerate(rayio.call_each(list(self.bridges), "stats")):
             out[f"bridge-{i}"] = s
         return out
 
@@ -273,21 +256,21 @@ class ClusterRuntime:
             if len(drained) == len(self.gateways):
                 raise ConfigError("that is every gateway: call drain() without node_id to stop serving")
         began = time.monotonic()
-        ray.get([g.begin_drain.remote() for g in drained.values()], timeout=30)
+        rayio.call_all(list(drained.values()), "begin_drain", timeout=30)
         remaining = {g: h for g, h in self.gateways.items() if g not in drained}
         if remaining:  # no more supervision or driver casts for the drained ones
             self.gateways = remaining
             self._caster.set_gateways(list(remaining.values()))
         self._caster.flush(max(timeout, 1.0))
-        ray.get([g.flush.remote() for g in [*drained.values(), *remaining.values()]], timeout=60)
+        rayio.call_all([*drained.values(), *remaining.values()], "flush", timeout=60)
         left = max(0.0, timeout - (time.monotonic() - began))
-        ray.get([g.drain.remote(left) for g in drained.values()], timeout=left + 60)
+        rayio.call_all(list(drained.values()), "drain", left, timeout=left + 60)
         if not remaining:
             self.stop()
             return
-        ray.get([g.set_gateways.remote(remaining) for g in remaining.values()], timeout=60)
+        rayio.call_all(list(remaining.values()), "set_gateways", remaining, timeout=60)
         for gid, actor in drained.items():
-            ray.kill(actor, no_restart=True)
+            rayio.kill(actor)
             self.infos.pop(gid, None)
 
     def stop(self) -> None:
@@ -299,41 +282,30 @@ class ClusterRuntime:
         self._stop.set()
         self._caster.close()
         try:
-            ray.get([g.close_all.remote(1001) for g in self.gateways.values()], timeout=30)
+            rayio.call_all(list(self.gateways.values()), "close_all", 1001, timeout=30)
         except Exception as exc:  # noqa: BLE001 - keep shutting down
             log.warning("closing sockets: %r", exc)
         try:
-            ray.get([b.shutdown.remote() for b in self.bridges], timeout=30)
+            rayio.call_all(list(self.bridges), "shutdown", timeout=30)
         except Exception as exc:  # noqa: BLE001 - keep shutting down
             log.warning("shutting bridges down: %r", exc)
         for actor in [*self.gateways.values(), *self.shards, *self.bridges]:
-            ray.kill(actor, no_restart=True)
+            rayio.kill(actor)
         if self._supervisor is not None:
             self._supervisor.join(timeout=35)
         if self.started_ray:
-            ray.shutdown()
+            rayio.shutdown()
 
 
-def _each(refs: list[Any], timeout: float = 30.0) -> list[Any]:
-    """ray.get of each ref on its own: a dead actor gives {"error": ...}, not an exception."""
-    out = []
-    for ref in refs:
-        try:
-            out.append(ray.get(ref, timeout=timeout))
-        except Exception as exc:  # noqa: BLE001 - reported in place
-            out.append({"error": repr(exc)})
-    return out
+class DriverCaster:
+    """Sends driver casts in batches, in order, off the caller's thread, through
+    ``failover`` (one gateway; the next when it is down). Counts what it cannot send."""
 
-
-class _DriverCaster:
-    """Sends driver casts in batches, in order, off the caller's thread, to one gateway;
-    when that gateway is down (restarting), to the next one."""
-
-    def __init__(self, gateways: list[Any]) -> None:
-        self._gateways = gateways
-        self._current = 0
+    def __init__(self, failover: Any, timeout: float = 60.0) -> None:
+        self._failover = failover
+        self._timeout = timeout
         self.lost = 0
-        self._queue: queue.Queue[tuple | None] = queue.Queue()
+        self._queue: queue.Queue[Op | None] = queue.Queue()
         self._pending = 0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="sacsock-driver-casts", daemon=True)
@@ -341,11 +313,9 @@ class _DriverCaster:
 
     def set_gateways(self, gateways: list[Any]) -> None:
         """Send to these gateways from now on (others are being drained)."""
-        with self._lock:
-            self._gateways = gateways
-            self._current = 0
+        self._failover.set_handles(gateways)
 
-    def put(self, op: tuple) -> None:
+    def put(self, op: Op) -> None:
         with self._lock:
             self._pending += 1
         self._queue.put(op)
@@ -367,26 +337,14 @@ class _DriverCaster:
                 batch.append(more)
             self._send(batch)
 
-    def _send(self, batch: list[tuple]) -> None:
-        for _ in range(len(self._gateways)):
-            gateway = self._gateways[self._current % len(self._gateways)]
-            try:
-                ray.get(gateway.receive.remote(batch), timeout=60)
-                break
-            except ray.exceptions.GetTimeoutError as exc:  # may have been applied: no retry
-                self._lose(batch, exc)
-                break
-            except Exception as exc:  # noqa: BLE001 - gateway down: try the next one
-                log.warning("driver casts: gateway unavailable (%r); trying the next", exc)
-                self._current = (self._current + 1) % len(self._gateways)
-        else:
-            self._lose(batch, RuntimeError("no gateway is available"))
+    def _send(self, batch: list[Op]) -> None:
+        try:
+            self._failover.call_blocking("receive", batch, timeout=self._timeout)
+        except Exception as exc:  # noqa: BLE001 - a timeout (maybe applied) or no gateway up
+            self.lost += len(batch)
+            log.warning("%d driver casts lost: %r", len(batch), exc)
         with self._lock:
             self._pending -= len(batch)
-
-    def _lose(self, batch: list[tuple], exc: BaseException) -> None:
-        self.lost += len(batch)
-        log.warning("%d driver casts lost: %r", len(batch), exc)
 
     def flush(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

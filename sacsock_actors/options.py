@@ -15,7 +15,7 @@ MiB = 1 << 20
 
 
 def same_origin(origin: str | None, host: str | None) -> bool:
-    """PROTOCOL.md section 1: no Origin is allowed; else Origin's host:port must equal Host.
+    """No Origin is allowed; else Origin's host:port must equal Host (docs/protocol.md).
 
     Compared case-insensitively, as upstream compares the Origin URL's host with the
     request's Host header.

@@ -1,4 +1,4 @@
-"""The sac-sock wire codec (PROTOCOL.md sections 2-4). Pure: no I/O, no imports of ray/aiohttp.
+"""The sac-sock wire codec (docs/protocol.md). Pure: no I/O, no imports of ray/aiohttp.
 
 Client -> server:  ``<event> 0x02 <payload>`` (text or binary frame, treated alike).
 Server -> client:  ``<event> 0x01 <type> 0x02 <payload>`` where type is S (text frame),
@@ -18,7 +18,7 @@ import json
 import secrets
 from typing import Any, NamedTuple
 
-from .errors import EncodeError, InvalidEventName
+from .errors import EncodeError, InvalidEventName, InvalidRoomName
 
 EVENT_SEP = 0x02
 TYPE_SEP = 0x01
@@ -141,3 +141,10 @@ def new_socket_id() -> str:
 def socket_room(socket_id: str) -> str:
     """The room every socket is a member of from connect to close."""
     return SOCKET_ID_ROOM_PREFIX + socket_id
+
+
+def check_room(room: Any) -> str:
+    """``room`` if it is a non-empty str, else InvalidRoomName (the caller's misuse)."""
+    if not isinstance(room, str) or not room:
+        raise InvalidRoomName(f"room name must be a non-empty str, got {room!r}")
+    return room

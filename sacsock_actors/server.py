@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import signal
 import threading
@@ -11,8 +12,9 @@ from typing import Any, TypeVar, overload
 
 from .app import AppSpec, Blocking, Handler, is_async
 from .errors import ConfigError, NotServingError
+from .ops import StartBroadcast, StartRoomcast
 from .options import ServerOptions, options_from_kwargs
-from .protocol import encode, socket_room
+from .protocol import check_room, encode, socket_room
 
 log = logging.getLogger(__name__)
 
@@ -198,11 +200,7 @@ class SocketServer:
 
     def serve(
         self,
-        host: str = "127.0.0.1",
-        port: int = 8080,
-        path: str = "/socket",
-        gateways: int = 1,
-        static_dir: str | Path | None = None,
+        *args: Any,
         on_ready: Callable[[], None] | None = None,
         drain_timeout: float = 30.0,
         **kwargs: Any,
@@ -212,12 +210,15 @@ class SocketServer:
         Takes the arguments of :meth:`start`; ``on_ready()`` runs once every gateway listens.
         SIGTERM drains (see :meth:`drain`, up to ``drain_timeout`` s); the others shut down.
         """
+        bound = inspect.signature(self.start).bind(*args, **kwargs)
+        bound.apply_defaults()
+        host, path = bound.arguments["host"], bound.arguments["path"]
         main = threading.current_thread() is threading.main_thread()
         early: list[int] = []  # a signal (Ctrl-C) while starting: acted on once started
         previous = {s: signal.signal(s, lambda signum, frame: early.append(signum))
                     for s in SHUTDOWN_SIGNALS} if main else {}
         try:
-            infos = self.start(host, port, path, gateways, static_dir, **kwargs)
+            infos = self.start(*args, **kwargs)
         except BaseException:
             for sig, handler in previous.items():
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
@@ -305,14 +306,13 @@ class SocketServer:
     def broadcast(self, event: str, data: Any) -> None:
         """Send to every socket of the cluster (and to the bridges). Thread-safe, non-blocking."""
         frame = encode(event, data)
-        self._live().cast(("origin_all", frame, True))
+        self._live().cast(StartBroadcast(frame, True))
 
     def roomcast(self, room: str, event: str, data: Any) -> None:
         """Send to every member of ``room`` in the cluster (and to the bridges)."""
-        if not isinstance(room, str) or not room:
-            raise ConfigError(f"room must be a non-empty str, got {room!r}")
+        check_room(room)
         frame = encode(event, data)
-        self._live().cast(("origin_room", room, frame, True))
+        self._live().cast(StartRoomcast(room, frame, True))
 
     def socketcast(self, socket_id: str, event: str, data: Any) -> None:
         """Send to one socket anywhere in the cluster."""

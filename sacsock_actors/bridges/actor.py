@@ -1,9 +1,10 @@
 """BridgeActor: hosts one Bridge so the whole cluster is one instance of the fleet.
 
 Gateways send it the casts that start in them (batched); it hands them to the bridge
-once. What the bridge delivers goes to one gateway as an ``origin_*`` op with publish
-off, so it is routed like a local cast (room shards, encode once) and never published
-again.
+once. What the bridge delivers goes to one gateway as a ``StartRoomcast`` or
+``StartBroadcast`` with publish off, so it is routed like a local cast (encoded once) and
+never published again; when that gateway is down, to the next one. A plain class:
+gateways are reached through ``rt`` (``rayio`` by default; a fake in unit tests).
 """
 
 from __future__ import annotations
@@ -12,44 +13,41 @@ import logging
 from collections import Counter
 from typing import Any
 
-import ray
-
 from ..batching import Outbox
+from ..logs import configure_logging
+from ..ops import Publish, StartBroadcast, StartRoomcast
 from .base import Bridge, Cast
 
 log = logging.getLogger(__name__)
 
 
 class BridgeActor:
-    def __init__(self, bridge: Bridge, gateway_names: list[str], namespace: str) -> None:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    def __init__(self, bridge: Bridge, gateway_names: list[str], namespace: str, rt: Any = None) -> None:
+        configure_logging()
+        if rt is None:
+            from .. import rayio as rt
+        self.rt = rt
         self.bridge = bridge
         self.counts: Counter[str] = Counter()
         self._gateway_names = gateway_names
         self._namespace = namespace
-        self._gateways: list[Any] = []
-        self._current = 0
+        self._failover: Any = None
         self._to_cluster: Outbox | None = None
         self._started = False
 
     async def start(self) -> bool:
         if self._started:
             return True
-        self._gateways = [ray.get_actor(n, namespace=self._namespace) for n in self._gateway_names]
+        gateways = [self.rt.get_actor(n, self._namespace) for n in self._gateway_names]
+        self._failover = self.rt.Failover(gateways, self.bridge.name)
         self._to_cluster = Outbox(self._send, on_error=self._lost)
         await self.bridge.start(self.deliver)
         self._started = True
         return True
 
-    async def _send(self, batch: list[tuple]) -> None:
+    async def _send(self, batch: list) -> None:
         """To one gateway, in order; when it is down (restarting), to the next one."""
-        for _ in range(len(self._gateways) - 1):
-            try:
-                return await self._gateways[self._current].receive.remote(batch)
-            except Exception as exc:  # noqa: BLE001 - gateway down: try the next one
-                log.warning("%s: gateway unavailable (%r); trying the next", self.bridge.name, exc)
-                self._current = (self._current + 1) % len(self._gateways)
-        return await self._gateways[self._current].receive.remote(batch)  # failure: _lost
+        await self._failover.call("receive", batch)
 
     def deliver(self, cast: Cast) -> None:
         """Route a cast that arrived from elsewhere to the cluster's sockets."""
@@ -62,16 +60,19 @@ class BridgeActor:
         assert self._to_cluster is not None
         self.counts["to_cluster"] += 1
         if cast.room is None:
-            self._to_cluster.put(("origin_all", frame, False))
+            self._to_cluster.put(StartBroadcast(frame, False))
         else:
-            self._to_cluster.put(("origin_room", cast.room, frame, False))
+            self._to_cluster.put(StartRoomcast(cast.room, frame, False))
 
-    async def publish(self, ops: list[tuple]) -> None:
+    async def publish(self, ops: list[Publish]) -> None:
         """Casts that started in a gateway of this cluster."""
-        casts = [
-            Cast.from_frame(op[1], op[2]) if op[0] == "room" else Cast.from_frame(None, op[1])
-            for op in ops
-        ]
+        casts = []
+        for op in ops:
+            if type(op) is Publish:
+                casts.append(Cast.from_frame(op.room, op.frame))
+            else:
+                self.counts["unknown_ops"] += 1
+                log.warning("%s: unknown op %r dropped", self.bridge.name, type(op).__name__)
         self.counts["from_cluster"] += len(casts)
         try:
             await self.bridge.publish(casts)

@@ -22,7 +22,7 @@ import abc
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ..protocol import TYPE_BIN, TYPE_JSON, TYPE_STR, Frame, decode_outbound, encode_typed
+from ..protocol import Frame, decode_outbound, encode_typed
 
 
 class Cast(NamedTuple):
@@ -48,8 +48,6 @@ class Cast(NamedTuple):
 
 
 Deliver = Callable[[Cast], None]
-
-DATA_TYPES = (TYPE_STR, TYPE_BIN, TYPE_JSON)
 
 
 class Bridge(abc.ABC):

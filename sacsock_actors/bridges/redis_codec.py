@@ -1,4 +1,4 @@
-"""The wire format of the Redis bridge, byte-compatible with Go ``ssredis`` (PROTOCOL.md 5).
+"""The wire format of the Redis bridge, byte-compatible with Go ``ssredis`` (docs/protocol.md).
 
 Pure: no ``redis`` import; unit-tested against ``sacsock-vectors.json``.
 

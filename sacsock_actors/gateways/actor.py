@@ -1,26 +1,28 @@
-"""GatewayActor: a thin Ray shell around an aiohttp Endpoint and its Hub.
+"""GatewayActor: a thin shell around an aiohttp Endpoint and its Hub, run as a Ray actor.
 
 It links the hub to the room shards, the other gateways and the bridges with one
 batching Outbox per destination, and resyncs a shard that restarted (each shard answers
 with its incarnation ``epoch``; a new epoch means it lost its table, so the gateway sends
-it the rooms it holds again).
+it the rooms it holds again). A plain class: other actors are reached through ``rt``
+(``rayio`` by default; a fake in unit tests).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import socket as _stdsocket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-import ray
 from aiohttp import web
 
 from ..app import AppSpec
 from ..batching import Outbox
+from ..logs import configure_logging
+from ..ops import Op, count_casts
 from .endpoint import Endpoint
 from .hub import Hub
 
@@ -39,73 +41,66 @@ class GatewayConfig:
     path: str
     shard_names: tuple[str, ...]
     namespace: str
-    bridge_names: tuple[str, ...] = field(default=())
 
 
-class _RayLinks:
-    """Hub.Links over Ray actor handles, batched per destination."""
+class _Links:
+    """Hub.Links over actor handles: one batching Outbox per destination."""
 
-    def __init__(self, gateway: GatewayActor, config: GatewayConfig) -> None:
+    def __init__(self, gateway: GatewayActor, config: GatewayConfig, rt: Any) -> None:
         self.gateway_id = config.gateway_id
         self.shard_count = len(config.shard_names)
         self._gw = gateway
-        self._shards = [ray.get_actor(n, namespace=config.namespace) for n in config.shard_names]
+        self._rt = rt
+        self._shards = [rt.get_actor(n, config.namespace) for n in config.shard_names]
         self._shard_out = [self._shard_outbox(i) for i in range(self.shard_count)]
-        self._gateways: dict[str, Any] = {}
         self._gateway_out: dict[str, Outbox] = {}
         self._others: list[str] = []
         self._bridge_out: list[Outbox] = []
 
     def _shard_outbox(self, index: int) -> Outbox:
-        shard = self._shards[index]
+        apply = self._rt.sender(self._shards[index], "apply", self.gateway_id)
 
         async def send(batch: list) -> Any:
             try:
-                return await shard.apply.remote(self.gateway_id, batch)
+                return await apply(batch)
             finally:  # applied (or failed): sockets held by these joins may go on
-                self._gw.joins_confirmed(batch)
+                if self._gw.hub is not None:
+                    self._gw.hub.joins_confirmed(batch)
 
         return Outbox(
             send,
-            on_result=lambda epoch: self._gw.shard_epoch(index, epoch),
-            on_error=lambda batch, exc: self._gw.lost(f"shard {index}", batch, exc),
+            on_result=partial(self._gw.shard_epoch, index),
+            on_error=partial(self._gw.lost, f"shard {index}"),
         )
 
     def set_gateways(self, handles: dict[str, Any]) -> None:
-        self._gateways = dict(handles)
         self._others = [g for g in handles if g != self.gateway_id]
         for gid in set(self._gateway_out) - set(handles):  # drained: nothing more goes there
             del self._gateway_out[gid]
         for gid, handle in handles.items():
             if gid not in self._gateway_out:
                 self._gateway_out[gid] = Outbox(
-                    _caller(handle.receive),
-                    on_error=functools.partial(self._gw.lost, f"gateway {gid}"),
+                    self._rt.sender(handle, "receive"), on_error=partial(self._gw.lost, f"gateway {gid}")
                 )
 
     def set_bridges(self, handles: list[Any]) -> None:
         self._bridge_out = [
-            Outbox(
-                _caller(h.publish),
-                on_error=lambda batch, exc: self._gw.lost("bridge", batch, exc),
-            )
-            for h in handles
+            Outbox(self._rt.sender(h, "publish"), on_error=partial(self._gw.lost, "bridge")) for h in handles
         ]
 
     def gateway_ids(self) -> tuple[str, ...]:
         """Every gateway of the cluster this one knows, itself included."""
-        return tuple(self._gateways)
+        return tuple(self._gateway_out)
 
     def drop_gateway(self, gateway_id: str) -> None:
         """Stop sending to a gateway that is gone for good."""
-        self._gateways.pop(gateway_id, None)
         self._gateway_out.pop(gateway_id, None)
         self._others = [g for g in self._others if g != gateway_id]
 
-    def to_shard(self, index: int, op: tuple) -> None:
+    def to_shard(self, index: int, op: Op) -> None:
         self._shard_out[index].put(op)
 
-    def to_gateway(self, gateway_id: str, op: tuple) -> None:
+    def to_gateway(self, gateway_id: str, op: Op) -> None:
         out = self._gateway_out.get(gateway_id)
         if out is not None:
             out.put(op)
@@ -113,7 +108,7 @@ class _RayLinks:
     def other_gateways(self) -> list[str]:
         return self._others
 
-    def to_bridges(self, op: tuple) -> None:
+    def to_bridges(self, op: Op) -> None:
         for out in self._bridge_out:
             out.put(op)
 
@@ -128,21 +123,17 @@ class _RayLinks:
             await out.flush()
 
 
-def _caller(method: Any) -> Any:
-    async def send(batch: list) -> Any:
-        return await method.remote(batch)
-
-    return send
-
-
 class GatewayActor:
     """One websocket server process. Created by the cluster runtime, never by users."""
 
-    def __init__(self, spec: AppSpec, config: GatewayConfig) -> None:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    def __init__(self, spec: AppSpec, config: GatewayConfig, rt: Any = None) -> None:
+        configure_logging()
+        if rt is None:
+            from .. import rayio as rt
+        self.rt = rt
         self.spec = spec
         self.config = config
-        self.links: _RayLinks | None = None
+        self.links: _Links | None = None
         self.hub: Hub | None = None
         self.endpoint: Endpoint | None = None
         self.runner: web.AppRunner | None = None
@@ -158,27 +149,22 @@ class GatewayActor:
         if self.runner is not None or self._drained:
             return self.info()
         cfg = self.config
-        self.links = _RayLinks(self, cfg)
+        self.links = _Links(self, cfg, self.rt)
         self.links.set_gateways(gateways)
         self.links.set_bridges(bridges)
-        opts = self.spec.options
-        self.hub = Hub(
-            self.links,
-            max_outgoing_buffer=opts.max_outgoing_buffer,
-            slow_consumer_grace=opts.slow_consumer_grace,
-            on_slow_consumer=lambda s: self.endpoint.abort_session(s),  # type: ignore[union-attr]
-        )
+        self.hub = Hub(self.links)
         self.endpoint = Endpoint(self.spec, self.hub, cfg.path)
-        me = ray.get_runtime_context().current_actor
+        me = self.rt.me()
         for i in range(self.links.shard_count):
-            hello = self.links.shard(i).hello.remote(cfg.gateway_id, me, [], self.links.gateway_ids())
+            known = self.links.gateway_ids()
+            hello = self.rt.call(self.links.shard(i), "hello", cfg.gateway_id, me, [], known)
             self.shard_epoch(i, await hello)
         # access logs (one line per request, upgrades included) only when asked for
-        access: dict[str, Any] = {} if opts.access_log else {"access_log": None}
+        access: dict[str, Any] = {} if self.spec.options.access_log else {"access_log": None}
         self.runner = web.AppRunner(self.endpoint.make_app(), handle_signals=False, **access)
         await self.runner.setup()
         self.endpoint.install(self.runner)
-        host = ray.util.get_node_ip_address() if cfg.host == NODE_HOST else cfg.host
+        host = self.rt.node_ip() if cfg.host == NODE_HOST else cfg.host
         site = web.TCPSite(self.runner, host, cfg.port, reuse_port=True)
         await site.start()
         self._address = host
@@ -191,7 +177,7 @@ class GatewayActor:
             "gateway_id": self.config.gateway_id,
             "port": self.config.port,
             "pid": os.getpid(),
-            "node_id": ray.get_runtime_context().get_node_id(),
+            "node_id": self.rt.node_id(),
             "host": _stdsocket.gethostname(),
             "address": self._address,
             "started": self.runner is not None,
@@ -206,7 +192,7 @@ class GatewayActor:
         assert self.links is not None, "start() first"
         self.links.set_bridges(handles)
 
-    async def receive(self, ops: list[tuple]) -> None:
+    async def receive(self, ops: list[Any]) -> None:
         """Ops from shards, gateways, bridges and the driver (see hub.py)."""
         if self.hub is None:
             raise RuntimeError(f"gateway {self.config.gateway_id} is not started")
@@ -278,10 +264,6 @@ class GatewayActor:
         if self.links is not None:
             await self.links.flush()
 
-    def joins_confirmed(self, batch: list) -> None:
-        if self.hub is not None:
-            self.hub.joins_confirmed(batch)
-
     # ---- shard incarnations --------------------------------------------------------------
 
     def shard_epoch(self, index: int, epoch: str) -> None:
@@ -293,11 +275,11 @@ class GatewayActor:
 
     async def _resync(self, index: int) -> None:
         assert self.links is not None and self.hub is not None
-        me = ray.get_runtime_context().current_actor
         rooms = self.hub.rooms_for_shard(index)
         try:
-            epoch = await self.links.shard(index).hello.remote(
-                self.config.gateway_id, me, rooms, self.links.gateway_ids()
+            shard = self.links.shard(index)
+            epoch = await self.rt.call(
+                shard, "hello", self.config.gateway_id, self.rt.me(), rooms, self.links.gateway_ids()
             )
         except Exception as exc:  # noqa: BLE001 - retried at the next ping
             log.warning("resync of shard %d failed: %r", index, exc)
@@ -308,13 +290,13 @@ class GatewayActor:
 
     async def _housekeeping(self) -> None:
         """Ping shards (to notice restarts while idle) and re-check slow consumers."""
-        assert self.links is not None and self.hub is not None
+        assert self.links is not None and self.endpoint is not None
         while True:
             await asyncio.sleep(SHARD_PING_SECONDS)
-            self.hub.sweep_slow()
+            self.endpoint.sweep_slow()
             for i in range(self.links.shard_count):
                 try:
-                    epoch = await self.links.shard(i).ping.remote()
+                    epoch = await self.rt.call(self.links.shard(i), "ping")
                 except Exception:  # noqa: BLE001 - restarting; try again next round
                     continue
                 if i not in self._epochs:
@@ -325,6 +307,6 @@ class GatewayActor:
     def lost(self, where: str, batch: list, exc: BaseException) -> None:
         """A batch that could not be delivered: counted and logged, never silent."""
         assert self.hub is not None
-        casts = sum(1 for op in batch if op[0] in ("room", "all", "origin_room", "origin_all"))
+        casts = count_casts(batch)
         self.hub.stats["casts_lost"] += casts
         log.warning("%d ops (%d casts) to %s lost: %r", len(batch), casts, where, exc)

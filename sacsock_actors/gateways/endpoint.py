@@ -1,8 +1,12 @@
-"""The aiohttp side of a gateway: upgrade (origin check), read loop, handler dispatch, close.
+"""The aiohttp side of a gateway: upgrade (origin check), read loop, handler dispatch,
+writing, close.
 
-``Endpoint`` owns the sockets' lifecycles (PROTOCOL.md section 4):
+``Endpoint`` owns the sockets' lifecycles (docs/protocol.md):
 created -> joined to its id room -> on_connect -> message loop; on close: leaves every
-room -> on_disconnect -> removed. Close is idempotent. It knows nothing of Ray.
+room -> on_disconnect -> removed. Close is idempotent. It drives the sans-I/O Hub: when
+the hub wakes it, ``flush`` (once per loop tick) writes each socket's ready bytes in one
+write and closes slow consumers. ``call`` is the one way onto the loop from a handler
+thread. It knows nothing of Ray.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import logging
 import mimetypes
 import sys
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
@@ -22,12 +28,12 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..app import AppSpec
 from ..limits import LIMIT_CLOSE_CODE, LogLimiter, TokenBucket
 from ..protocol import new_socket_id, parse_inbound
-from ..socket import Socket
 from .dispatch import Dispatcher
 from .guard import HandshakeGuard, MaskGuard
 from .hub import Hub
 from .rfc6455 import INVALID_TEXT, valid_utf8
 from .session import Session
+from .socket import Socket
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,9 @@ class Endpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._closing: set[asyncio.Task] = set()
+        self._limit = spec.options.max_outgoing_buffer
+        self._grace = spec.options.slow_consumer_grace
+        hub.wake = self._wake
         self.dispatch = Dispatcher(spec, self.pool, hub.stats)
         #: set by drain(): /healthz answers 503 and upgrades are refused
         self.draining = False
@@ -145,7 +154,7 @@ class Endpoint:
         MaskGuard.install(request, lambda: stats.update(("unmasked_frames",)))
         session = Session(new_socket_id(), ws, request.transport)
         assert self._loop is not None
-        socket = Socket(session, self.hub, self._loop, self._loop_thread, self.close_session, self.options)
+        socket = Socket(session, self.hub, self, self.options)
         session.socket = socket
         self.hub.attach(session)
         opts = self.options
@@ -217,6 +226,63 @@ class Endpoint:
             await self._finish(session, close_code)
         return ws
 
+    # ---- the loop: the one way onto it, and writing ---------------------------------------
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on this gateway's loop: at once when called on it, else as
+        soon as the loop gets to it, in call order. The only way a handler thread changes
+        sockets or rooms (every Socket method goes through here). Never blocks."""
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+            return
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the gateway's loop is gone: the socket is closed anyway
+            pass
+
+    def _wake(self) -> None:
+        """The hub has bytes to write: flush once, at the end of this loop tick."""
+        assert self._loop is not None
+        self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every socket's ready bytes (one write each); police slow consumers."""
+        now = time.monotonic()
+        limit = self._limit
+        for session in self.hub.sessions_to_write():
+            pending, session.pending = session.pending, []
+            transport = session.transport
+            if session.closed or transport is None or transport.is_closing():
+                continue
+            transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+            size = transport.get_write_buffer_size()
+            if size > limit or session.over_since is not None:  # else nothing to police
+                self._check_buffer(session, size, now)
+
+    def _check_buffer(self, session: Session, size: int, now: float) -> None:
+        if size <= self._limit:
+            session.over_since = None
+            return
+        if session.over_since is None:
+            session.over_since = now
+        if size > 4 * self._limit or now - session.over_since >= self._grace:
+            self.hub.stats["slow_consumers_closed"] += 1
+            log.warning(
+                "socket %s closed as a slow consumer: %d bytes unsent (limit %d)",
+                session.id, size, self._limit,
+            )
+            self.abort_session(session)
+
+    def sweep_slow(self) -> None:
+        """Re-check sockets above the limit (called periodically: they may get no writes)."""
+        now = time.monotonic()
+        for session in list(self.hub.sessions.values()):
+            if session.over_since is not None and session.transport is not None:
+                self._check_buffer(session, session.transport.get_write_buffer_size(), now)
+
+    # ---- closing ---------------------------------------------------------------------------
+
     def close_session(self, session: Session, code: int) -> None:
         """Close a socket from the loop (Socket.close, slow consumer, shutdown). Idempotent."""
         if session.closed:
@@ -237,6 +303,8 @@ class Endpoint:
         session.closed = True
         await self._settled(session)  # its queued handler calls first, in order
         self.hub.leave_all(session)
+        if session.socket is not None:
+            session.socket._left_all()
         if self.spec.on_disconnect is not None:
             await self.dispatch.call(session, self.spec.on_disconnect, session.socket)
             await self._settled(session)
@@ -254,7 +322,7 @@ class Endpoint:
         (up to ``timeout`` s) until the sockets' send buffers empty, then close them all
         with 1001. Returns how many sockets were open."""
         self.draining = True
-        self.hub.flush()
+        self.flush()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout, 0.0)
         while loop.time() < deadline and any(
@@ -262,7 +330,7 @@ class Endpoint:
                           and s.transport.get_write_buffer_size() > 0)
             for s in self.hub.sessions.values()
         ):
-            self.hub.flush()
+            self.flush()
             await asyncio.sleep(0.02)
         return await self.close_all(WSCloseCode.GOING_AWAY)
 

@@ -15,26 +15,35 @@ tell the holders. So every cast from this gateway to another one, of any room or
 broadcast, goes through one ordered queue (an Outbox), and a publisher's casts reach
 each socket in the order they were made.
 
-Messages between actors are tuples (ops), batched per destination by the Links:
+Ops to and from other actors are the types of ``ops.py``, batched per destination by
+the Links; ``receive`` dispatches the ones a gateway gets.
 
-    to a shard:    ("join", room) ("leave", room)
-    to a gateway:  ("room", room, wire) ("all", wire) ("peers", room, gateway_ids)
-                   ("origin_room", room, frame, publish) ("origin_all", frame, publish)
-    to a bridge:   ("room", room, frame) ("all", frame)
-
-``wire`` is the complete websocket frame; ``origin_*`` ops are casts that start here on
-behalf of the driver or a bridge (``publish`` False for what came from a bridge).
+Sans-I/O: the hub never touches a socket or the event loop. Frames for a socket collect
+in its ``Session.pending``; the hub calls ``wake()`` once when there is something to
+write, and its driver (the Endpoint) then takes ``sessions_to_write()`` and writes
+each one's pending frames.
+Unit tests drive it without an event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from ..ops import (
+    Deliver,
+    DeliverAll,
+    GatewayOp,
+    Holders,
+    Join,
+    Leave,
+    Op,
+    Publish,
+    StartBroadcast,
+    StartRoomcast,
+)
 from ..protocol import SOCKET_ID_ROOM_PREFIX, Frame, socket_room
 from ..rooms.table import RoomTable, shard_for
 from .session import Session
@@ -44,41 +53,35 @@ log = logging.getLogger(__name__)
 
 
 class Links(Protocol):
-    """Where a hub sends ops; implemented over Ray by the GatewayActor."""
+    """Where a hub queues ops for other actors: each method only enqueues (the
+    GatewayActor's Outboxes send them later); a test records them."""
 
     gateway_id: str
     shard_count: int
 
-    def to_shard(self, index: int, op: tuple) -> None: ...
-    def to_gateway(self, gateway_id: str, op: tuple) -> None: ...
+    def to_shard(self, index: int, op: Op) -> None: ...
+    def to_gateway(self, gateway_id: str, op: Op) -> None: ...
     def other_gateways(self) -> list[str]: ...
-    def to_bridges(self, op: tuple) -> None: ...
+    def to_bridges(self, op: Op) -> None: ...
 
 
 class Hub:
-    """Local sockets, their rooms, and the routing of casts. Call only on the event loop."""
+    """Local sockets, their rooms, and the routing of casts. Not thread-safe: call it from
+    one thread (the gateway's event loop; handler threads go through Endpoint.call)."""
 
-    def __init__(
-        self,
-        links: Links,
-        *,
-        max_outgoing_buffer: int,
-        slow_consumer_grace: float,
-        on_slow_consumer: Callable[[Session], None],
-    ) -> None:
+    def __init__(self, links: Links, wake: Callable[[], None] | None = None) -> None:
         self.links = links
+        #: called once when frames become ready to write (until ``sessions_to_write``)
+        self.wake: Callable[[], None] = wake or _nothing
         self.sessions: dict[str, Session] = {}
         self.rooms: RoomTable[Session] = RoomTable()
         # for rooms held here: the other gateways that hold them too (from the shards)
         self.holders: dict[str, frozenset[str]] = {}
         self.stats: Counter[str] = Counter()
-        self._limit = max_outgoing_buffer
-        self._grace = slow_consumer_grace
-        self._on_slow = on_slow_consumer
         self._dirty: set[Session] = set()
-        self._flush_scheduled = False
+        self._woken = False
         # rooms announced to their shard and not confirmed yet: (the join op, held sessions)
-        self._joining: dict[str, tuple[tuple, list[Session]]] = {}
+        self._joining: dict[str, tuple[Join, list[Session]]] = {}
 
     # ---- membership -------------------------------------------------------------------
 
@@ -118,7 +121,7 @@ class Hub:
         if session in self.rooms.members(room):
             return
         if self.rooms.add(room, session):
-            op = ("join", room)
+            op = Join(room)
             self._joining[room] = (op, [session])
             session.held += 1
             self.links.to_shard(shard_for(room, self.links.shard_count), op)
@@ -128,14 +131,14 @@ class Hub:
             pending[1].append(session)
             session.held += 1
 
-    def joins_confirmed(self, ops: list[tuple]) -> None:
+    def joins_confirmed(self, ops: list[Op]) -> None:
         """The shard has applied ``ops`` (or the call failed): release the sockets held by
         the joins among them. A join superseded by a leave and a new join is ignored."""
         for op in ops:
-            if op[0] == "join":
-                pending = self._joining.get(op[1])
+            if type(op) is Join:
+                pending = self._joining.get(op.room)
                 if pending is not None and pending[0] is op:
-                    del self._joining[op[1]]
+                    del self._joining[op.room]
                     self._release(pending[1])
 
     def _release(self, sessions: list[Session]) -> None:
@@ -143,7 +146,7 @@ class Hub:
             session.held -= 1
             if session.held == 0 and session.pending:
                 self._dirty.add(session)
-                self._schedule_flush()
+                self._wake_once()
 
     def leave(self, session: Session, room: str) -> None:
         if room == socket_room(session.id):
@@ -158,7 +161,7 @@ class Hub:
             if pending is not None:  # nobody here waits for that join any more
                 self._release(pending[1])
             if not room.startswith(SOCKET_ID_ROOM_PREFIX):
-                self.links.to_shard(shard_for(room, self.links.shard_count), ("leave", room))
+                self.links.to_shard(shard_for(room, self.links.shard_count), Leave(room))
 
     def members(self, room: str) -> Any:
         """Local members of ``room``; an id room's owner comes from ``sessions``."""
@@ -193,12 +196,12 @@ class Hub:
         self._deliver(local, wire)
         self.stats["roomcasts"] += 1
         if publish:
-            self.links.to_bridges(("room", room, frame))
+            self.links.to_bridges(Publish(room, frame))
         if room.startswith(SOCKET_ID_ROOM_PREFIX) and local:
             return
         targets = self.holders.get(room) if local else None
         for gid in self.links.other_gateways() if targets is None else targets:
-            self.links.to_gateway(gid, ("room", room, wire))
+            self.links.to_gateway(gid, Deliver(room, wire))
 
     def broadcast(self, frame: Frame, publish: bool = True) -> None:
         """A broadcast originating in this gateway: every socket of the cluster."""
@@ -206,31 +209,30 @@ class Hub:
         self._deliver(self.sessions.values(), wire)
         self.stats["broadcasts"] += 1
         if publish:
-            self.links.to_bridges(("all", frame))
+            self.links.to_bridges(Publish(None, frame))
+        op = DeliverAll(wire)
         for gid in self.links.other_gateways():
-            self.links.to_gateway(gid, ("all", wire))
+            self.links.to_gateway(gid, op)
 
     # ---- ops from other actors ---------------------------------------------------------
 
-    def receive(self, ops: list[tuple]) -> None:
+    def receive(self, ops: list[GatewayOp]) -> None:
         """Apply a batch of ops sent by shards, gateways, bridges or the driver."""
-        for op in ops:
-            kind = op[0]
-            if kind == "room":
-                self._deliver(self.members(op[1]), op[2])
-            elif kind == "all":
-                self._deliver(self.sessions.values(), op[1])
-            elif kind == "peers":  # the shard's word on which gateways hold a room
-                room = op[1]
-                if room in self.rooms:
-                    self.holders[room] = frozenset(op[2]) - {self.links.gateway_id}
-            elif kind == "origin_room":
-                self.roomcast(op[1], op[2], publish=op[3])
-            elif kind == "origin_all":
-                self.broadcast(op[1], publish=op[2])
+        for op in ops:  # type(op) is ...: exact types, fastest first (mypy narrows these)
+            if type(op) is Deliver:
+                self._deliver(self.members(op.room), op.wire)
+            elif type(op) is DeliverAll:
+                self._deliver(self.sessions.values(), op.wire)
+            elif type(op) is Holders:
+                if op.room in self.rooms:
+                    self.holders[op.room] = frozenset(op.gateways) - {self.links.gateway_id}
+            elif type(op) is StartRoomcast:
+                self.roomcast(op.room, op.frame, publish=op.publish)
+            elif type(op) is StartBroadcast:
+                self.broadcast(op.frame, publish=op.publish)
             else:
                 self.stats["unknown_ops"] += 1
-                log.warning("gateway %s: unknown op %r dropped", self.links.gateway_id, kind)
+                log.warning("gateway %s: unknown op %r dropped", self.links.gateway_id, type(op).__name__)
 
     # ---- writing ---------------------------------------------------------------------------
 
@@ -244,56 +246,32 @@ class Hub:
             count += 1
         if count:
             self.stats["frames_out"] += count
-            self._schedule_flush()
+            if not self._woken:
+                self._wake_once()
 
     def _queue(self, session: Session, wire: bytes) -> None:
         session.pending.append(wire)
         self._dirty.add(session)
         self.stats["frames_out"] += 1
-        if not self._flush_scheduled:  # _schedule_flush, inline: once per emit
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+        if not self._woken:
+            self._wake_once()
 
-    def _schedule_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+    def _wake_once(self) -> None:
+        if not self._woken:
+            self._woken = True
+            self.wake()
 
-    def flush(self) -> None:
-        """Write every socket's pending frames, one write per socket; police slow consumers."""
-        self._flush_scheduled = False
+    def sessions_to_write(self) -> Iterable[Session]:
+        """Take the sockets with frames ready to write: each one's ``Session.pending`` (the
+        frames, in order) is for its writer to take. Sockets held by a join (see ``join``)
+        are left out; they come back when released. Hot path: no per-socket work unless
+        a join is pending."""
+        self._woken = False
         dirty, self._dirty = self._dirty, set()
-        now = time.monotonic()
-        limit = self._limit
-        for session in dirty:
-            if session.held:  # waits for a join's confirmation; released by _release
-                continue
-            pending, session.pending = session.pending, []
-            transport = session.transport
-            if session.closed or transport is None or transport.is_closing():
-                continue
-            transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
-            size = transport.get_write_buffer_size()
-            if size > limit or session.over_since is not None:  # else nothing to police
-                self._check_buffer(session, size, now)
+        if self._joining:  # some sockets may be held
+            return [s for s in dirty if not s.held]
+        return dirty
 
-    def _check_buffer(self, session: Session, size: int, now: float) -> None:
-        if size <= self._limit:
-            session.over_since = None
-            return
-        if session.over_since is None:
-            session.over_since = now
-        if size > 4 * self._limit or now - session.over_since >= self._grace:
-            self.stats["slow_consumers_closed"] += 1
-            log.warning(
-                "socket %s closed as a slow consumer: %d bytes unsent (limit %d)",
-                session.id, size, self._limit,
-            )
-            self._on_slow(session)
 
-    def sweep_slow(self) -> None:
-        """Re-check sockets above the limit (called periodically: they may get no writes)."""
-        now = time.monotonic()
-        for session in list(self.sessions.values()):
-            if session.over_since is not None and session.transport is not None:
-                self._check_buffer(session, session.transport.get_write_buffer_size(), now)
+def _nothing() -> None:
+    pass

@@ -1,7 +1,8 @@
 """One connected websocket as the gateway sees it: rooms, outgoing buffer, close state.
 
-Outgoing frames are appended to ``pending`` and written by the gateway's flush (once per
-loop tick, all pending frames of a socket in one write) straight to the transport. The
+Outgoing frames are appended to ``pending`` by the hub and written by the endpoint's
+flush (once per loop tick, all pending frames of a socket in one write) straight to the
+transport. The
 transport's own buffer is the socket's outgoing buffer; the hub closes a socket that
 stays above the limit (a slow consumer) so it never slows the others.
 """
@@ -14,7 +15,6 @@ from typing import Any, Protocol
 
 class Transport(Protocol):
     def write(self, data: bytes) -> None: ...
-    def writelines(self, data: list[bytes]) -> None: ...
     def get_write_buffer_size(self) -> int: ...
     def is_closing(self) -> bool: ...
     def abort(self) -> None: ...

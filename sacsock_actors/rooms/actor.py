@@ -8,17 +8,19 @@ While a new incarnation's table is incomplete it tells no gateway anything: the 
 gateway to resync would otherwise hear that it alone holds its rooms and stop sending
 casts to the others. It tells every room's holders once each gateway of the cluster (as
 the hellos list them) has said hello, or ``REBUILD_SECONDS`` after the first hello.
+A plain class: gateways are reached through ``rt`` (``rayio`` by default).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import secrets
+from functools import partial
 from typing import Any
 
 from ..batching import Outbox
+from ..ops import Holders, Join, Leave, ShardOp
 from .table import ShardTable
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,10 @@ REBUILD_SECONDS = 10.0
 
 
 class RoomShardActor:
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, rt: Any = None) -> None:
+        if rt is None:
+            from .. import rayio as rt
+        self.rt = rt
         self.index = index
         self.epoch = secrets.token_hex(8)
         self.table = ShardTable()
@@ -35,6 +40,7 @@ class RoomShardActor:
         self.outboxes: dict[str, Outbox] = {}
         self.pushed = 0
         self.lost = 0
+        self.unknown = 0
         self.expected: set[str] = set()  # every gateway of the cluster, as the hellos list them
         self.greeted: set[str] = set()
         self.deferred: set[str] | None = set()  # rooms to tell about once rebuilt (None: rebuilt)
@@ -49,8 +55,7 @@ class RoomShardActor:
         self.gateways[gateway_id] = handle
         if gateway_id not in self.outboxes:
             self.outboxes[gateway_id] = Outbox(
-                lambda batch: handle.receive.remote(batch),
-                on_error=functools.partial(self._lost, gateway_id),
+                self.rt.sender(handle, "receive"), on_error=partial(self._lost, gateway_id)
             )
         self.greeted.add(gateway_id)
         self.expected.update(gateways)
@@ -84,7 +89,7 @@ class RoomShardActor:
             self._rebuilt()
         return len(rooms)
 
-    async def apply(self, gateway_id: str, ops: list[tuple]) -> str:
+    async def apply(self, gateway_id: str, ops: list[ShardOp]) -> str:
         """Joins and leaves from one gateway, in order.
 
         Returns once every other gateway holding a room joined here has been told (the
@@ -94,14 +99,17 @@ class RoomShardActor:
         changed: set[str] = set()
         joined = False
         for op in ops:
-            kind, room = op[0], op[1]
-            if kind == "join":
-                if table.add(room, gateway_id):
-                    changed.add(room)
+            if type(op) is Join:
+                if table.add(op.room, gateway_id):
+                    changed.add(op.room)
                     joined = True
-            elif kind == "leave":
-                if table.remove(room, gateway_id):
-                    changed.add(room)
+            elif type(op) is Leave:
+                if table.remove(op.room, gateway_id):
+                    changed.add(op.room)
+            else:
+                self.unknown += 1
+                log.warning("shard %d: unknown op %r from %s dropped",
+                            self.index, type(op).__name__, gateway_id)
         told = self._tell_peers(changed)
         told.discard(gateway_id)
         if joined and told:
@@ -118,11 +126,11 @@ class RoomShardActor:
         for room in rooms:
             holders = tuple(self.table.gateways(room))
             for gid in holders:
-                self._send(gid, ("peers", room, holders))
+                self._send(gid, Holders(room, holders))
             told.update(holders)
         return told
 
-    def _send(self, gateway_id: str, op: tuple) -> None:
+    def _send(self, gateway_id: str, op: Holders) -> None:
         out = self.outboxes.get(gateway_id)
         if out is None:
             self.lost += 1
@@ -135,4 +143,6 @@ class RoomShardActor:
         log.warning("shard %d: %d ops to gateway %s lost: %r", self.index, len(batch), gateway_id, exc)
 
     async def stats(self) -> dict[str, int]:
-        return {"rooms": len(self.table), "pushed": self.pushed, "lost": self.lost}
+        return {
+            "rooms": len(self.table), "pushed": self.pushed, "lost": self.lost, "unknown_ops": self.unknown,
+        }

@@ -1,6 +1,6 @@
 """Room membership tables and the room -> shard mapping. Pure: no I/O.
 
-Two levels (ARCHITECTURE.md principle 2): a gateway keeps a :class:`RoomTable` of its own
+Two levels (docs/architecture.md): a gateway keeps a :class:`RoomTable` of its own
 members per room; a room shard keeps, for its rooms, which gateways hold members
 (:class:`ShardTable`). A cast therefore crosses Ray once per gateway, not once per socket.
 """

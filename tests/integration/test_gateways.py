@@ -84,7 +84,8 @@ async def test_roomcast_broadcast_socketcast_cross_gateways(two):
         assert (await c.recv_event("rc")).text == "from a"
     for c in (a2, b2):
         assert await c.nothing("rc", 0.3)
-    # a non-member on the other gateway roomcasts: routed through the room's shard
+    # a non-member on the other gateway roomcasts: sent to every other gateway (it holds no
+    # members, so it was never told the room's holders); no shard on the way
     await b2.emit("roomcast", json.dumps({"room": "x-room", "event": "rc", "data": "from b2"}))
     for c in (a, b):
         assert (await c.recv_event("rc")).text == "from b2"

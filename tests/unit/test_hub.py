@@ -1,12 +1,18 @@
-"""The gateway hub's routing with fake links and transports (no Ray, no aiohttp)."""
-
-import asyncio
-
-import pytest
+"""The gateway hub's routing with fake links and transports: no Ray, no aiohttp, no event loop."""
 
 from sacsock_actors.gateways.hub import Hub
 from sacsock_actors.gateways.session import Session
 from sacsock_actors.gateways.wsframe import ws_frame
+from sacsock_actors.ops import (
+    Deliver,
+    DeliverAll,
+    Holders,
+    Join,
+    Leave,
+    Publish,
+    StartBroadcast,
+    StartRoomcast,
+)
 from sacsock_actors.protocol import encode, socket_room
 from sacsock_actors.rooms.table import shard_for
 
@@ -19,9 +25,6 @@ class FakeTransport:
 
     def write(self, data):
         self.writes.append(bytes(data))
-
-    def writelines(self, data):
-        self.write(b"".join(data))
 
     def get_write_buffer_size(self):
         return self.buffered
@@ -55,11 +58,11 @@ class FakeLinks:
         self.bridge_ops.append(op)
 
 
-def make(others=(), limit=1000, grace=0.0):
-    slow = []
+def make(others=()):
     links = FakeLinks(others)
-    hub = Hub(links, max_outgoing_buffer=limit, slow_consumer_grace=grace, on_slow_consumer=slow.append)
-    return hub, links, slow
+    wakes = []
+    hub = Hub(links, wake=lambda: wakes.append(1))
+    return hub, links, wakes
 
 
 def session(hub, sid, buffered=0):
@@ -68,12 +71,12 @@ def session(hub, sid, buffered=0):
     return s
 
 
-def run(fn):
-    async def go():
-        fn()
-        await asyncio.sleep(0)  # let the flush callback run
-
-    asyncio.run(go())
+def flush(hub):
+    """What the endpoint does when woken: write each socket's ready bytes."""
+    for s in hub.sessions_to_write():
+        pending, s.pending = s.pending, []
+        if not s.closed:
+            s.transport.write(b"".join(pending))
 
 
 def confirm(hub, links):
@@ -98,7 +101,7 @@ def test_first_join_and_last_leave_tell_the_shard_once():
     hub.leave(a, "lobby")
     hub.leave(b, "lobby")
     k = shard_for("lobby", 2)
-    assert links.shard_ops == [(k, ("join", "lobby")), (k, ("leave", "lobby"))]
+    assert links.shard_ops == [(k, Join("lobby")), (k, Leave("lobby"))]
 
 
 def test_roomcast_writes_one_prebuilt_frame_per_member_and_asks_all_when_holders_unknown():
@@ -108,24 +111,27 @@ def test_roomcast_writes_one_prebuilt_frame_per_member_and_asks_all_when_holders
     hub.join(b, "r")
     confirm(hub, links)
     frame = encode("ev", "hi")
-    run(lambda: hub.roomcast("r", frame))
+    hub.roomcast("r", frame)
+    flush(hub)
     wire = ws_frame(frame.data, False)
     assert a.transport.writes == [wire] and b.transport.writes == [wire]
     assert c.transport.writes == []
-    assert links.gateway_ops == [("g1", ("room", "r", wire)), ("g2", ("room", "r", wire))]
+    assert links.gateway_ops == [("g1", Deliver("r", wire)), ("g2", Deliver("r", wire))]
     assert links.shard_ops == [], "no cast passes through a shard"
-    assert links.bridge_ops == [("room", "r", frame)]
+    assert links.bridge_ops == [Publish("r", frame)]
 
 
 def test_roomcast_goes_only_to_the_holders_the_shard_named():
     hub, links, _ = make(others=["g1", "g2"])
     a = session(hub, "A")
     hub.join(a, "r")
-    hub.receive([("peers", "r", ("g0",))])
-    run(lambda: hub.roomcast("r", encode("e", 1)))
+    hub.receive([Holders("r", ("g0",))])
+    hub.roomcast("r", encode("e", 1))
+    flush(hub)
     assert links.gateway_ops == [], "nobody else holds r: the cast stays here"
-    hub.receive([("peers", "r", ("g0", "g2"))])
-    run(lambda: hub.roomcast("r", encode("e", 2)))
+    hub.receive([Holders("r", ("g0", "g2"))])
+    hub.roomcast("r", encode("e", 2))
+    flush(hub)
     assert [g for g, _ in links.gateway_ops] == ["g2"]
 
 
@@ -133,18 +139,20 @@ def test_holders_forgotten_when_room_leaves_this_gateway():
     hub, links, _ = make(others=["g1"])
     a = session(hub, "A")
     hub.join(a, "r")
-    hub.receive([("peers", "r", ("g0",))])
+    hub.receive([Holders("r", ("g0",))])
     hub.leave(a, "r")
     assert "r" not in hub.holders
     hub.join(a, "r")
-    run(lambda: hub.roomcast("r", encode("e", 1)))
+    hub.roomcast("r", encode("e", 1))
+    flush(hub)
     assert [g for g, _ in links.gateway_ops] == ["g1"]
 
 
 def test_a_room_not_held_here_goes_to_every_other_gateway():
     hub, links, _ = make(others=["g1", "g2"])
     session(hub, "A")
-    run(lambda: hub.roomcast("elsewhere", encode("e", 1)))
+    hub.roomcast("elsewhere", encode("e", 1))
+    flush(hub)
     assert sorted(g for g, _ in links.gateway_ops) == ["g1", "g2"]
 
 
@@ -153,40 +161,46 @@ def test_a_lone_gateway_never_sends_casts_anywhere():
     a = session(hub, "A")
     hub.join(a, "r")
     confirm(hub, links)
-    run(lambda: hub.roomcast("r", encode("e", 1)))
-    run(lambda: hub.roomcast("elsewhere", encode("e", 1)))
+    hub.roomcast("r", encode("e", 1))
+    flush(hub)
+    hub.roomcast("elsewhere", encode("e", 1))
+    flush(hub)
     assert links.gateway_ops == [] and len(a.transport.writes) == 1
 
 
 def test_peers_for_a_room_not_held_are_ignored():
     hub, links, _ = make(others=["g1"])
-    hub.receive([("peers", "r", ("g0",))])
+    hub.receive([Holders("r", ("g0",))])
     assert "r" not in hub.holders
 
 
 def test_socketcast_local_never_leaves_and_remote_goes_to_every_other_gateway():
     hub, links, _ = make(others=["g1", "g2"])
     a = session(hub, "A")
-    run(lambda: hub.roomcast(socket_room("A"), encode("dm", "x")))
+    hub.roomcast(socket_room("A"), encode("dm", "x"))
+    flush(hub)
     assert len(a.transport.writes) == 1 and links.gateway_ops == [] and links.shard_ops == []
-    run(lambda: hub.roomcast(socket_room("elsewhere"), encode("dm", "x")))
+    hub.roomcast(socket_room("elsewhere"), encode("dm", "x"))
+    flush(hub)
     assert sorted(g for g, _ in links.gateway_ops) == ["g1", "g2"]
 
 
 def test_broadcast_reaches_all_local_and_other_gateways_and_bridges():
     hub, links, _ = make(others=["g1"])
     a, b = session(hub, "A"), session(hub, "B")
-    run(lambda: hub.broadcast(encode("all", "x")))
+    hub.broadcast(encode("all", "x"))
+    flush(hub)
     assert len(a.transport.writes) == len(b.transport.writes) == 1
     assert [g for g, _ in links.gateway_ops] == ["g1"]
-    assert links.bridge_ops[0][0] == "all"
+    assert links.bridge_ops[0].room is None
 
 
 def test_casts_from_a_bridge_are_not_published_again():
     hub, links, _ = make()
     session(hub, "A")
     f = encode("x", "y")
-    run(lambda: hub.receive([("origin_all", f, False), ("origin_room", "r", f, False)]))
+    hub.receive([StartBroadcast(f, False), StartRoomcast("r", f, False)])
+    flush(hub)
     assert links.bridge_ops == []
 
 
@@ -198,7 +212,8 @@ def test_frames_for_one_socket_in_one_tick_are_written_in_one_call():
         for i in range(10):
             hub.emit(a, encode("n", i))
 
-    run(burst)
+    burst()
+    flush(hub)
     assert len(a.transport.writes) == 1
     assert a.transport.writes[0] == b"".join(ws_frame(encode("n", i).data, False) for i in range(10))
 
@@ -208,7 +223,8 @@ def test_received_ops_deliver_locally_only():
     a = session(hub, "A")
     hub.join(a, "r")
     confirm(hub, links)
-    run(lambda: hub.receive([("room", "r", b"W1"), ("all", b"W2"), ("room", "nope", b"W3")]))
+    hub.receive([Deliver("r", b"W1"), DeliverAll(b"W2"), Deliver("nope", b"W3")])
+    flush(hub)
     assert a.transport.writes == [b"W1W2"]
     assert links.shard_ops == [] and links.gateway_ops == []
 
@@ -217,14 +233,18 @@ def test_a_join_new_to_the_gateway_holds_the_sockets_frames_until_the_shard_conf
     hub, links, _ = make(others=["g1"])
     a, b = session(hub, "A"), session(hub, "B")
     hub.join(a, "r")
-    run(lambda: hub.emit(a, encode("joined", "r")))
-    run(lambda: hub.emit(b, encode("other", 1)))
+    hub.emit(a, encode("joined", "r"))
+    flush(hub)
+    hub.emit(b, encode("other", 1))
+    flush(hub)
     assert a.transport.writes == [], "held: the shard has not confirmed the join"
     assert len(b.transport.writes) == 1, "other sockets are not held"
     hub.join(b, "r")  # announced, not confirmed yet: b waits too
-    run(lambda: hub.emit(b, encode("joined", "r")))
+    hub.emit(b, encode("joined", "r"))
+    flush(hub)
     assert len(b.transport.writes) == 1
-    run(lambda: confirm(hub, links))
+    confirm(hub, links)
+    flush(hub)
     assert a.transport.writes == [ws_frame(encode("joined", "r").data, False)]
     assert len(b.transport.writes) == 2
     assert a.held == b.held == 0
@@ -238,8 +258,10 @@ def test_a_join_to_a_confirmed_room_or_an_id_room_holds_nothing():
     hub.join(b, "r")
     hub.join(b, socket_room("A"))
     hub.join(a, "r")  # already a member
-    run(lambda: hub.emit(b, encode("x", 1)))
-    run(lambda: hub.emit(a, encode("x", 1)))
+    hub.emit(b, encode("x", 1))
+    flush(hub)
+    hub.emit(a, encode("x", 1))
+    flush(hub)
     assert len(b.transport.writes) == 1 and len(a.transport.writes) == 1
     assert links.shard_ops == []
 
@@ -250,41 +272,23 @@ def test_leaving_releases_a_held_socket_and_a_stale_confirmation_is_ignored():
     hub.join(a, "r")
     first = links.shard_ops[-1][1]
     hub.leave(a, "r")
-    run(lambda: hub.emit(a, encode("x", 1)))
+    hub.emit(a, encode("x", 1))
+    flush(hub)
     assert len(a.transport.writes) == 1, "left the room: nothing to wait for"
     hub.join(a, "r")  # a new announcement
     hub.joins_confirmed([first])  # the old one's confirmation does not release it
-    run(lambda: hub.emit(a, encode("x", 2)))
+    hub.emit(a, encode("x", 2))
+    flush(hub)
     assert len(a.transport.writes) == 1
-    run(lambda: hub.joins_confirmed([links.shard_ops[-1][1]]))
+    hub.joins_confirmed([links.shard_ops[-1][1]])
+    flush(hub)
     assert len(a.transport.writes) == 2
 
 
 def test_unknown_op_is_counted_not_fatal():
     hub, _, _ = make()
-    hub.receive([("bogus",)])
+    hub.receive([("bogus",)])  # a plain tuple is no op
     assert hub.stats["unknown_ops"] == 1
-
-
-def test_slow_consumer_is_reported_and_others_still_written():
-    hub, _, slow = make(limit=100, grace=0.0)
-    fast = session(hub, "F")
-    laggard = session(hub, "L", buffered=10_000)
-    run(lambda: hub.broadcast(encode("x", "y")))
-    assert slow == [laggard]
-    assert len(fast.transport.writes) == 1
-    assert hub.stats["slow_consumers_closed"] == 1
-
-
-@pytest.mark.parametrize("grace", [60.0])
-def test_slow_consumer_gets_grace_below_hard_cap(grace):
-    hub, _, slow = make(limit=100, grace=grace)
-    s = session(hub, "L", buffered=150)
-    run(lambda: hub.emit(s, encode("x", "y")))
-    assert slow == [] and s.over_since is not None
-    s.transport.buffered = 10
-    run(lambda: hub.emit(s, encode("x", "y")))
-    assert s.over_since is None
 
 
 def test_detach_leaves_rooms_and_forgets():
@@ -293,7 +297,7 @@ def test_detach_leaves_rooms_and_forgets():
     hub.join(a, "r")
     hub.detach(a)
     assert "A" not in hub.sessions and "r" not in hub.rooms and a.rooms == set()
-    assert links.shard_ops[-1][1] == ("leave", "r")
+    assert links.shard_ops[-1][1] == Leave("r")
 
 
 def test_rooms_for_shard_lists_only_that_shards_named_rooms():
@@ -303,3 +307,26 @@ def test_rooms_for_shard_lists_only_that_shards_named_rooms():
         hub.join(a, r)
     got = hub.rooms_for_shard(0) + hub.rooms_for_shard(1)
     assert sorted(got) == ["a", "b", "c", "d"]
+
+
+def test_the_hub_wakes_its_driver_once_per_batch_of_output():
+    hub, links, wakes = make()
+    a = session(hub, "A")
+    hub.emit(a, encode("x", 1))
+    hub.emit(a, encode("x", 2))
+    assert wakes == [1]
+    one = len(ws_frame(encode("x", 1).data, False))
+    assert [(s.id, sum(map(len, s.pending))) for s in hub.sessions_to_write()] == [("A", 2 * one)]
+    hub.emit(a, encode("x", 3))
+    assert wakes == [1, 1]
+
+
+def test_a_held_socket_is_left_out_of_the_write_until_released():
+    hub, links, _ = make(others=["g1"])
+    a, b = session(hub, "A"), session(hub, "B")
+    hub.join(a, "r")
+    hub.emit(a, encode("x", 1))
+    hub.emit(b, encode("x", 1))
+    assert list(hub.sessions_to_write()) == [b]
+    confirm(hub, links)
+    assert list(hub.sessions_to_write()) == [a]

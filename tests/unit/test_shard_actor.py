@@ -2,6 +2,9 @@
 
 import asyncio
 
+from fake_rt import FakeRt
+
+from sacsock_actors.ops import Holders, Join, Leave
 from sacsock_actors.rooms.actor import RoomShardActor
 
 
@@ -23,12 +26,13 @@ class FakeGateway:
 
 def test_apply_of_a_join_returns_after_the_other_holders_were_told():
     async def go():
-        shard = RoomShardActor(0)
+        shard = RoomShardActor(0, FakeRt({}))
         g0, g1 = FakeGateway(), FakeGateway(delay=0.05)
         await shard.hello("g0", g0, [])
         await shard.hello("g1", g1, ["r"])
-        await shard.apply("g0", [("join", "r")])
-        assert ("peers", "r", ("g1", "g0")) in g1.got or ("peers", "r", ("g0", "g1")) in g1.got
+        await shard.apply("g0", [Join("r")])
+        told = [op for op in g1.got if type(op) is Holders and op.room == "r"]
+        assert told and set(told[-1].gateways) == {"g0", "g1"}, "g1 must know before apply returns"
         return shard
 
     shard = asyncio.run(go())
@@ -37,13 +41,23 @@ def test_apply_of_a_join_returns_after_the_other_holders_were_told():
 
 def test_apply_of_a_room_nobody_else_holds_does_not_wait():
     async def go():
-        shard = RoomShardActor(0)
+        shard = RoomShardActor(0, FakeRt({}))
         g0 = FakeGateway(delay=10.0)
         await shard.hello("g0", g0, [])
-        await asyncio.wait_for(shard.apply("g0", [("join", "r")]), 1.0)
-        await asyncio.wait_for(shard.apply("g0", [("leave", "r")]), 1.0)
+        await asyncio.wait_for(shard.apply("g0", [Join("r")]), 1.0)
+        await asyncio.wait_for(shard.apply("g0", [Leave("r")]), 1.0)
 
     asyncio.run(go())
+
+
+def test_an_unknown_op_is_counted_not_fatal():
+    async def go():
+        shard = RoomShardActor(0, FakeRt({}))
+        await shard.hello("g0", FakeGateway(), [])
+        await shard.apply("g0", [("bogus", "r"), Join("r")])
+        return await shard.stats()
+
+    assert asyncio.run(go()) == {"rooms": 1, "pushed": 1, "lost": 0, "unknown_ops": 1}
 
 
 def test_a_new_incarnation_tells_nobody_until_every_gateway_resynced():
@@ -56,16 +70,16 @@ def test_a_new_incarnation_tells_nobody_until_every_gateway_resynced():
         every = ("g0", "g1", "g2")
         await shard.hello("g0", g0, ["r"], every)
         await shard.hello("g1", g1, ["r"], every)
-        await shard.apply("g0", [("join", "s")])
+        await shard.apply("g0", [Join("s")])
         await asyncio.sleep(0.01)
         assert g0.got == [] and g1.got == []  # g2 has not resynced yet
         await shard.hello("g2", g2, [], every)
         for out in shard.outboxes.values():
             await out.flush()
         for g in (g0, g1):
-            got = {op[1]: set(op[2]) for op in g.got}
+            got = {op.room: set(op.gateways) for op in g.got}
             assert got["r"] == {"g0", "g1"}
-        assert {op[1]: set(op[2]) for op in g0.got}["s"] == {"g0"}
+        assert {op.room: set(op.gateways) for op in g0.got}["s"] == {"g0"}
         assert g2.got == []  # holds nothing
 
     asyncio.run(go())
@@ -84,7 +98,7 @@ def test_a_gateway_that_never_resyncs_delays_the_rebuild_a_bounded_time(monkeypa
         await asyncio.sleep(0.2)
         assert shard.deferred is None
         await shard.outboxes["g0"].flush()
-        assert g0.got == [("peers", "r", ("g0",))]
+        assert g0.got == [Holders("r", ("g0",))]
 
     asyncio.run(go())
 

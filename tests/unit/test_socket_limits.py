@@ -3,8 +3,8 @@
 import pytest
 
 from sacsock_actors.errors import LimitExceeded
+from sacsock_actors.gateways.socket import _check_join_limits
 from sacsock_actors.options import ServerOptions
-from sacsock_actors.socket import _check_join_limits
 
 OPTS = ServerOptions(max_room_name=8, max_rooms_per_socket=2)
 ID_ROOM = "__socket_id:abc"

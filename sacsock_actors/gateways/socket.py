@@ -1,106 +1,103 @@
 """Socket: the handle a handler gets for one connected client.
 
 Every method is an ordinary (not async) method that never blocks: call it the same way
-from an async handler (on the gateway's event loop) or a plain one (in the handler
-thread pool). Encoding happens in the caller, so a bad event name or unencodable data
-raises right there; the rest is handed to the gateway's loop in call order.
+from any handler, async or plain, on the gateway's event loop or in its thread pool.
+Encoding happens in the caller, so a bad event name or unencodable data
+raises right there; the rest goes onto the gateway's loop through ``Endpoint.call``, in
+call order. Only the loop changes the socket's session; the rooms a handler sees
+(``in_room``, ``get_rooms``) are this handle's own view, right at once after
+``join``/``leave`` (kept only once the socket joins a room: an idle socket pays nothing
+for it).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import InvalidRoomName, LimitExceeded
-from .limits import LIMIT_CLOSE_CODE
-from .protocol import encode, socket_room
+from ..errors import LimitExceeded
+from ..limits import LIMIT_CLOSE_CODE
+from ..protocol import check_room, encode, socket_room
 
 if TYPE_CHECKING:
-    import asyncio
+    from ..options import ServerOptions
+    from .hub import Hub
+    from .session import Session
 
-    from .gateways.hub import Hub
-    from .gateways.session import Session
-    from .options import ServerOptions
+
+class Loop(Protocol):
+    """The gateway's loop as a socket uses it (the Endpoint)."""
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None: ...
+    def close_session(self, session: Session, code: int) -> None: ...
 
 
 class Socket:
     """One client connection. Obtain it as the first argument of a handler."""
 
-    __slots__ = ("_session", "_hub", "_loop", "_loop_thread", "_close", "_options")
+    __slots__ = ("_session", "_hub", "_loop", "_rooms", "_options")
 
-    def __init__(
-        self,
-        session: Session,
-        hub: Hub,
-        loop: asyncio.AbstractEventLoop,
-        loop_thread: int,
-        close: Callable[[Session, int], None],
-        options: ServerOptions | None = None,
-    ) -> None:
+    def __init__(self, session: Session, hub: Hub, loop: Loop, options: ServerOptions | None = None) -> None:
         self._options = options  # its limits (max_room_name, max_rooms_per_socket)
         self._session = session
         self._hub = hub
         self._loop = loop
-        self._loop_thread = loop_thread
-        self._close = close
+        self._rooms: set[str] | None = None  # None: only the id room (see _view)
 
     @property
     def id(self) -> str:
         """Unique, unguessable id (32 chars of base64); also the room ``__socket_id:<id>``."""
         return self._session.id
 
-    def _call(self, fn: Callable[..., Any], *args: Any) -> None:
-        if threading.get_ident() == self._loop_thread:
-            fn(*args)
-            return
-        try:
-            self._loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # the gateway's loop is gone: the socket is closed anyway
-            pass
-
     def emit(self, event: str, data: Any) -> None:
         """Send ``event`` to this client: str -> S, bytes-like -> B, anything else -> JSON."""
-        self._call(self._hub.emit, self._session, encode(event, data))
+        self._loop.call(self._hub.emit, self._session, encode(event, data))
 
     def join(self, room: str) -> None:
         """Join ``room`` (created if needed). ``in_room(room)`` is True at once.
 
         Raises LimitExceeded past ``max_room_name`` or ``max_rooms_per_socket`` (the
         gateway then closes this socket with 1008)."""
-        _check_room(room)
+        check_room(room)
         if self._options is not None:
             try:
-                _check_join_limits(self._options, self._session.rooms, room)
+                _check_join_limits(self._options, self._rooms or {socket_room(self.id)}, room)
             except LimitExceeded:
-                self._call(self._close, self._session, LIMIT_CLOSE_CODE)
+                self._loop.call(self._loop.close_session, self._session, LIMIT_CLOSE_CODE)
                 raise
         if not self._session.closed:
-            self._session.rooms.add(room)
-            self._call(self._hub.join, self._session, room)
+            self._view().add(room)
+            self._loop.call(self._hub.join, self._session, room)
 
     def leave(self, room: str) -> None:
         """Leave ``room``; nothing happens if not a member. The id room cannot be left."""
-        _check_room(room)
+        check_room(room)
         if room != socket_room(self.id):
-            self._session.rooms.discard(room)
-            self._call(self._hub.leave, self._session, room)
+            self._view().discard(room)
+            self._loop.call(self._hub.leave, self._session, room)
 
     def in_room(self, room: str) -> bool:
-        return room in self._session.rooms
+        rooms = self._rooms
+        return room == socket_room(self.id) if rooms is None else room in rooms
 
     def get_rooms(self) -> list[str]:
         """Rooms this socket is in, its id room ``__socket_id:<id>`` included."""
-        return list(self._session.rooms)
+        rooms = self._rooms
+        return [socket_room(self.id)] if rooms is None else list(rooms)
+
+    def _view(self) -> set[str]:
+        if self._rooms is None:
+            self._rooms = {socket_room(self.id)}
+        return self._rooms
 
     def roomcast(self, room: str, event: str, data: Any) -> None:
         """Send to every member of ``room`` in the cluster (this socket too, if a member)."""
-        _check_room(room)
-        self._call(self._hub.roomcast, room, encode(event, data))
+        check_room(room)
+        self._loop.call(self._hub.roomcast, room, encode(event, data))
 
     def broadcast(self, event: str, data: Any) -> None:
         """Send to every socket in the cluster, this one included."""
-        self._call(self._hub.broadcast, encode(event, data))
+        self._loop.call(self._hub.broadcast, encode(event, data))
 
     def socketcast(self, socket_id: str, event: str, data: Any) -> None:
         """Send to one socket anywhere in the cluster (a roomcast to its id room)."""
@@ -108,15 +105,14 @@ class Socket:
 
     def close(self) -> None:
         """Close the connection (code 1000). Idempotent."""
-        self._call(self._close, self._session, 1000)
+        self._loop.call(self._loop.close_session, self._session, 1000)
+
+    def _left_all(self) -> None:
+        """Called on the loop when the socket closes: it is in no room any more."""
+        self._rooms = set()
 
     def __repr__(self) -> str:
         return f"<Socket {self.id}>"
-
-
-def _check_room(room: str) -> None:
-    if not isinstance(room, str) or not room:
-        raise InvalidRoomName(f"room name must be a non-empty str, got {room!r}")
 
 
 def _check_join_limits(options: ServerOptions, rooms: set[str], room: str) -> None:

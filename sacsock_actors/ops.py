@@ -1,0 +1,93 @@
+"""The messages actors send each other: one small immutable type per meaning. Pure.
+
+Ops travel in batches (lists), one Ray call per batch (see ``batching.Outbox``).
+
+    gateway -> shard:    Join(room)  Leave(room)
+    shard -> gateway:    Holders(room, gateways)
+    gateway -> gateway:  Deliver(room, wire)  DeliverAll(wire)
+    driver or bridge
+      -> a gateway:      StartRoomcast(room, frame, publish)  StartBroadcast(frame, publish)
+    gateway -> bridge:   Publish(room, frame)
+
+``wire`` is a complete websocket frame (the exact bytes written to every member); a
+``frame`` is the sac-sock :class:`~sacsock_actors.protocol.Frame` a cast was encoded to.
+Each receiver dispatches its ops in one place (``Hub.receive``, ``RoomShardActor.apply``,
+``BridgeActor.publish``) and counts an op it does not know.
+
+NamedTuples: built and pickled a few microseconds slower than bare tuples, and sent once
+per cast and destination gateway, never per member (measured in docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .protocol import Frame
+
+
+class Join(NamedTuple):
+    """The sending gateway now holds members of ``room``."""
+
+    room: str
+
+
+class Leave(NamedTuple):
+    """The sending gateway no longer holds members of ``room``."""
+
+    room: str
+
+
+class Holders(NamedTuple):
+    """The shard's word on every gateway that holds ``room`` (the receiver included)."""
+
+    room: str
+    gateways: tuple[str, ...]
+
+
+class Deliver(NamedTuple):
+    """A roomcast made on another gateway: write ``wire`` to the local members of ``room``."""
+
+    room: str
+    wire: bytes
+
+
+class DeliverAll(NamedTuple):
+    """A broadcast made on another gateway: write ``wire`` to every local socket."""
+
+    wire: bytes
+
+
+class StartRoomcast(NamedTuple):
+    """A roomcast from the driver or a bridge, routed as if made on the receiving gateway;
+    ``publish`` False for what came from a bridge (never handed back to one)."""
+
+    room: str
+    frame: Frame
+    publish: bool
+
+
+class StartBroadcast(NamedTuple):
+    """A broadcast from the driver or a bridge (see :class:`StartRoomcast`)."""
+
+    frame: Frame
+    publish: bool
+
+
+class Publish(NamedTuple):
+    """A cast made in this cluster, for the bridges: ``room`` None for a broadcast."""
+
+    room: str | None
+    frame: Frame
+
+
+ShardOp = Join | Leave
+GatewayOp = Holders | Deliver | DeliverAll | StartRoomcast | StartBroadcast
+BridgeOp = Publish
+Op = ShardOp | GatewayOp | BridgeOp
+
+CASTS: frozenset[type] = frozenset({Deliver, DeliverAll, StartRoomcast, StartBroadcast, Publish})
+
+
+def count_casts(ops: list) -> int:
+    """How many of ``ops`` are casts (what a lost batch costs the sockets)."""
+    return sum(1 for op in ops if type(op) in CASTS)

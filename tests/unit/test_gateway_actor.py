@@ -1,0 +1,123 @@
+"""GatewayActor and RoomShardActor as plain objects in one event loop (no Ray): two
+gateways on their own ports, one shard, real websocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from chat_app import build
+from fake_rt import FakeRt, Handle
+from sacclient import SacClient, free_port
+
+from sacsock_actors.gateways.actor import GatewayActor, GatewayConfig
+from sacsock_actors.ops import StartBroadcast
+from sacsock_actors.protocol import encode
+from sacsock_actors.rooms.actor import RoomShardActor
+
+
+class Cluster:
+    """Two gateways and one shard wired through fake handles."""
+
+    def __init__(self) -> None:
+        self.registry: dict[str, Handle] = {}
+        spec = build()._spec
+        shard_rt = FakeRt(self.registry)
+        self.shard = RoomShardActor(0, shard_rt)
+        self.registry["shard:0"] = Handle(self.shard)
+        self.gateways: dict[str, GatewayActor] = {}
+        self.handles: dict[str, Handle] = {}
+        for gid in ("gw-0", "gw-1"):
+            rt = FakeRt(self.registry)
+            config = GatewayConfig(gid, "127.0.0.1", free_port(), "/socket", ("shard:0",), "test")
+            gw = GatewayActor(spec, config, rt)
+            rt.handle = self.handles[gid] = self.registry[gid] = Handle(gw)
+            self.gateways[gid] = gw
+
+    async def start(self) -> None:
+        for gw in self.gateways.values():
+            await gw.start(self.handles, [])
+
+    def url(self, gid: str) -> str:
+        return f"http://127.0.0.1:{self.gateways[gid].config.port}/socket"
+
+    async def stop(self) -> None:
+        for gw in self.gateways.values():
+            await gw.close_all()
+
+
+async def client(url: str) -> tuple[SacClient, str]:
+    c = await SacClient.connect(url)
+    return c, (await c.recv_event("welcome")).json["id"]
+
+
+async def test_a_cast_right_after_a_join_reply_reaches_the_new_member_without_ray():
+    cluster = Cluster()
+    await cluster.start()
+    (a, _), (b, b_id) = await client(cluster.url("gw-0")), await client(cluster.url("gw-1"))
+    for i in range(30):
+        room = f"r{i}"
+        await a.call("join", room)
+        await b.call("join", room)
+        await a.emit("cast_mark", json.dumps({"room": room, "i": i, "to": b_id}))
+        assert (await b.recv_event("rc")).json == i
+        assert (await b.recv_event("mark")).json == i
+    await a.close()
+    await b.close()
+    await cluster.stop()
+
+
+async def test_a_room_only_one_gateway_holds_stays_there_and_a_shared_one_crosses():
+    cluster = Cluster()
+    await cluster.start()
+    gw0 = cluster.gateways["gw-0"]
+    (a, _), (b, _) = await client(cluster.url("gw-0")), await client(cluster.url("gw-1"))
+    await a.call("join", "solo")
+    before = (await gw0.stats())["ray_ops_out"]
+    await a.emit("roomcast", json.dumps({"room": "solo", "event": "s", "data": 1}))
+    assert (await a.recv_event("s")).json == 1
+    assert (await gw0.stats())["ray_ops_out"] == before, "nobody else holds solo"
+    await b.call("join", "solo")
+    await a.emit("roomcast", json.dumps({"room": "solo", "event": "s", "data": 2}))
+    assert (await b.recv_event("s")).json == 2
+    for c in (a, b):
+        await c.close()
+    await cluster.stop()
+
+
+async def test_receive_applies_ops_and_a_dead_peer_counts_lost_casts():
+    cluster = Cluster()
+    await cluster.start()
+    a, _ = await client(cluster.url("gw-0"))
+    gw0 = cluster.gateways["gw-0"]
+    await gw0.receive([StartBroadcast(encode("hello", "all"), False), ("bogus",)])
+    assert (await a.recv_event("hello")).text == "all"
+    cluster.handles["gw-1"].dead = True
+    await gw0.receive([StartBroadcast(encode("x", 1), False)])
+    await gw0.flush()
+    stats = await gw0.stats()
+    assert stats["casts_lost"] == 1 and stats["unknown_ops"] == 1
+    assert stats["sockets"] == 1
+    await a.close()
+    await cluster.stop()
+
+
+async def test_a_restarted_shard_is_rebuilt_from_the_gateways():
+    cluster = Cluster()
+    await cluster.start()
+    a, _ = await client(cluster.url("gw-0"))
+    await a.call("join", "kept")
+    old = cluster.shard
+    fresh = RoomShardActor(0, FakeRt(cluster.registry))
+    cluster.registry["shard:0"].obj = fresh  # a restart: same handle, empty table, new epoch
+    assert old.epoch != fresh.epoch
+    gw0 = cluster.gateways["gw-0"]
+    gw0.shard_epoch(0, await fresh.ping())
+    for _ in range(200):  # bounded wait for the resync task
+        if len(fresh.table):
+            break
+        await asyncio.sleep(0.01)
+    assert fresh.table.gateways("kept") == {"gw-0"}
+    assert (await gw0.stats())["shard_resyncs"] == 1
+    await a.close()
+    await cluster.stop()
