@@ -200,6 +200,12 @@ class ClusterRuntime:
                     elif gid is not None:
                         died.add(gid)
                     log.debug("actor died: %r", exc)
+                except rayio.ActorUnschedulableError as exc:
+                    # pinned to a node that is gone: it cannot come back (seen after a
+                    # node died, instead of a second ActorDiedError)
+                    if gid is not None and gid not in self.purged:
+                        self._purge(gid)
+                    log.debug("actor unschedulable: %r", exc)
                 except Exception as exc:  # noqa: BLE001 - a restarting actor; next round
                     log.debug("actor not ready: %r", exc)
 

@@ -176,6 +176,8 @@ def call_each(handles: list[Any], method: str, *args: Any, timeout: float = 30.0
 
 
 ActorDiedError = ray.exceptions.ActorDiedError
+# a restartable actor that Ray cannot place again (pinned to a node that is gone)
+ActorUnschedulableError = ray.exceptions.ActorUnschedulableError
 
 
 def remote(handle: Any, method: str, *args: Any) -> Any:
