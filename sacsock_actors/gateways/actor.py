@@ -23,6 +23,7 @@ from ..app import AppSpec
 from ..batching import Outbox
 from ..logs import configure_logging
 from ..ops import Op, count_casts
+from ..protocol import SOCKET_TAG_LIMIT
 from .endpoint import Endpoint
 from .hub import Hub
 
@@ -54,6 +55,9 @@ class _Links:
         self._gateway_out: dict[str, Outbox] = {}
         self._others: list[str] = []
         self._bridge_out: list[Outbox] = []
+        # gateway index (its position in the cluster's gateway list) <-> id, for socket ids
+        self._by_tag: list[str] = []
+        self.socket_tag: int | None = None
 
     def _shard_outbox(self, index: int) -> Outbox:
         apply = self._rt.sender(self._shards[index], "apply", self.gateway_id)
@@ -71,7 +75,12 @@ class _Links:
         )
 
     def set_gateways(self, handles: dict[str, Any]) -> None:
+        """Every gateway of the cluster, in the driver's order (the same for all of them:
+        a gateway's position is the index its sockets' ids carry)."""
         self._others = [g for g in handles if g != self.gateway_id]
+        self._by_tag = list(handles)
+        if self.gateway_id in self._by_tag and len(self._by_tag) <= SOCKET_TAG_LIMIT:
+            self.socket_tag = self._by_tag.index(self.gateway_id)
         for gid, handle in handles.items():
             if gid not in self._gateway_out:
                 self._gateway_out[gid] = Outbox(
@@ -82,6 +91,9 @@ class _Links:
         self._bridge_out = [
             Outbox(self._rt.sender(h, "publish"), on_error=partial(self._gw.lost, "bridge")) for h in handles
         ]
+
+    def gateway_for_tag(self, tag: int) -> str | None:
+        return self._by_tag[tag] if tag < len(self._by_tag) else None
 
     def to_shard(self, index: int, op: Op) -> None:
         self._shard_out[index].put(op)
@@ -140,7 +152,8 @@ class GatewayActor:
         self.endpoint = Endpoint(self.spec, self.hub, cfg.path)
         me = self.rt.me()
         for i in range(self.links.shard_count):
-            self.shard_epoch(i, await self.rt.call(self.links.shard(i), "hello", cfg.gateway_id, me, []))
+            epoch = await self.rt.call(self.links.shard(i), "hello", cfg.gateway_id, me, [], True)
+            self.shard_epoch(i, epoch)
         self.runner = web.AppRunner(self.endpoint.make_app(), handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, cfg.host, cfg.port, reuse_port=True)
@@ -206,6 +219,8 @@ class GatewayActor:
         self._epochs[index] = epoch
         if previous is not None and previous != epoch:
             log.warning("shard %d restarted; resending this gateway's rooms", index)
+            if self.hub is not None:
+                self.hub.forget_watches(index)
             asyncio.get_running_loop().create_task(self._resync(index))
 
     async def _resync(self, index: int) -> None:

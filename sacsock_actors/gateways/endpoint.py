@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..app import AppSpec
-from ..protocol import new_socket_id, parse_inbound
+from ..protocol import parse_inbound
 from .dispatch import Dispatcher
 from .hub import Hub
 from .session import Session
@@ -112,7 +112,7 @@ class Endpoint:
             **_RAW_TEXT,
         )
         await ws.prepare(request)
-        session = Session(new_socket_id(), ws, request.transport)
+        session = Session(self.hub.new_socket_id(), ws, request.transport)
         assert self._loop is not None
         socket = Socket(session, self.hub, self)
         session.socket = socket

@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from ..batching import Outbox
-from ..ops import Holders, Join, Leave, ShardOp
+from ..ops import Holders, Join, Leave, ShardOp, Unwatch, Watch, Watched
 from .table import ShardTable
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,12 @@ class RoomShardActor:
     async def ping(self) -> str:
         return self.epoch
 
-    async def hello(self, gateway_id: str, handle: Any, rooms: list[str]) -> str:
-        """A gateway (re)introduces itself with every room of this shard it holds."""
+    async def hello(self, gateway_id: str, handle: Any, rooms: list[str], fresh: bool = False) -> str:
+        """A gateway (re)introduces itself with every room of this shard it holds;
+        ``fresh``: a new incarnation of it (its start), which watches no room yet."""
         self.gateways[gateway_id] = handle
+        if fresh:
+            self.table.drop_watches(gateway_id)
         if gateway_id not in self.outboxes:
             self.outboxes[gateway_id] = Outbox(
                 self.rt.sender(handle, "receive"), on_error=partial(self._lost, gateway_id)
@@ -50,10 +53,10 @@ class RoomShardActor:
         return self.epoch
 
     async def apply(self, gateway_id: str, ops: list[ShardOp]) -> str:
-        """Joins and leaves from one gateway, in order.
+        """Joins, leaves, watches and unwatches from one gateway, in order.
 
-        Returns once every other gateway holding a room joined here has been told (the
-        caller holds its joining sockets' frames until then; see Hub.join).
+        Returns once every other gateway holding or watching a room joined here has been
+        told (the caller holds its joining sockets' frames until then; see Hub.join).
         """
         table = self.table
         changed: set[str] = set()
@@ -67,6 +70,11 @@ class RoomShardActor:
             elif kind is Leave:
                 if table.remove(op.room, gateway_id):
                     changed.add(op.room)
+            elif kind is Watch:
+                table.watch(op.room, gateway_id)
+                self._send(gateway_id, Watched(op.room, tuple(table.gateways(op.room)), op.seq))
+            elif kind is Unwatch:
+                table.unwatch(op.room, gateway_id)
             else:
                 self.unknown += 1
                 log.warning("shard %d: unknown op %r from %s dropped", self.index, kind.__name__, gateway_id)
@@ -77,16 +85,21 @@ class RoomShardActor:
         return self.epoch
 
     def _tell_peers(self, rooms: set[str]) -> set[str]:
-        """Send each room's holders the new holder set; returns the gateways told."""
+        """Send each room's holders and watchers the new holder set; returns the gateways told."""
         told: set[str] = set()
         for room in rooms:
             holders = tuple(self.table.gateways(room))
+            op = Holders(room, holders)
             for gid in holders:
-                self._send(gid, Holders(room, holders))
+                self._send(gid, op)
             told.update(holders)
+            watchers = self.table.watchers(room)
+            for gid in watchers:
+                self._send(gid, op)
+            told.update(watchers)
         return told
 
-    def _send(self, gateway_id: str, op: Holders) -> None:
+    def _send(self, gateway_id: str, op: Holders | Watched) -> None:
         out = self.outboxes.get(gateway_id)
         if out is None:
             self.lost += 1
@@ -98,7 +111,13 @@ class RoomShardActor:
         self.lost += len(batch)
         log.warning("shard %d: %d ops to gateway %s lost: %r", self.index, len(batch), gateway_id, exc)
 
+    async def flush(self) -> None:
+        """Wait until every op queued so far has been handed to its gateway."""
+        for out in list(self.outboxes.values()):
+            await out.flush()
+
     async def stats(self) -> dict[str, int]:
         return {
-            "rooms": len(self.table), "pushed": self.pushed, "lost": self.lost, "unknown_ops": self.unknown,
+            "rooms": len(self.table), "watches": self.table.watch_count(), "pushed": self.pushed,
+            "lost": self.lost, "unknown_ops": self.unknown,
         }

@@ -4,7 +4,7 @@ import asyncio
 
 from fake_rt import FakeRt
 
-from sacsock_actors.ops import Holders, Join, Leave
+from sacsock_actors.ops import Holders, Join, Leave, Unwatch, Watch, Watched
 from sacsock_actors.rooms.actor import RoomShardActor
 
 
@@ -57,4 +57,29 @@ def test_an_unknown_op_is_counted_not_fatal():
         await shard.apply("g0", [("bogus", "r"), Join("r")])
         return await shard.stats()
 
-    assert asyncio.run(go()) == {"rooms": 1, "pushed": 1, "lost": 0, "unknown_ops": 1}
+    assert asyncio.run(go()) == {"rooms": 1, "watches": 0, "pushed": 1, "lost": 0, "unknown_ops": 1}
+
+
+def test_a_watch_is_answered_and_a_join_waits_until_the_watchers_were_told():
+    async def go():
+        shard = RoomShardActor(0, FakeRt({}))
+        g0, g1, w = FakeGateway(), FakeGateway(), FakeGateway(delay=0.05)
+        for gid, g in (("g0", g0), ("g1", g1), ("w", w)):
+            await shard.hello(gid, g, [], True)
+        await shard.apply("g1", [Join("r")])
+        await shard.apply("w", [Watch("r", 7)])
+        await shard.flush()
+        assert w.got == [Watched("r", ("g1",), 7)]
+        await shard.apply("g0", [Join("r")])
+        last = w.got[-1]
+        assert type(last) is Holders and set(last.gateways) == {"g0", "g1"}, "told before apply returned"
+        assert (await shard.stats())["watches"] == 1
+        await shard.apply("w", [Unwatch("r")])
+        await shard.apply("g1", [Leave("r")])
+        await shard.flush()
+        assert all(type(op) is not Holders or set(op.gateways) != {"g0"} for op in w.got), "unwatched"
+        await shard.apply("w", [Watch("x", 8)])
+        await shard.hello("w", w, [], True)  # a new incarnation of w watches nothing
+        return await shard.stats()
+
+    assert asyncio.run(go())["watches"] == 0
