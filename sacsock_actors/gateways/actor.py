@@ -188,6 +188,7 @@ class GatewayActor:
         out = dict(self.hub.stats)
         out["sockets"] = len(self.hub.sessions)
         out["rooms"] = len(self.hub.rooms)
+        out["watching"] = len(self.hub.watched)
         assert self.links is not None
         out["ray_calls_out"] = sum(o.calls for o in self.links.outboxes())
         out["ray_ops_out"] = sum(o.items_sent for o in self.links.outboxes())

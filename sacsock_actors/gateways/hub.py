@@ -297,6 +297,7 @@ class Hub:
 
     def receive(self, ops: list[GatewayOp]) -> None:
         """Apply a batch of ops sent by shards, gateways, bridges or the driver."""
+        self.stats["ops_in"] += len(ops)
         for op in ops:
             kind = type(op)
             if kind is Deliver:
@@ -314,6 +315,7 @@ class Hub:
                 entry = self.watched.get(op.room)
                 if entry is not None and entry[0] == op.seq:  # the answer to our latest Watch
                     self.watched[op.room] = (op.seq, frozenset(op.gateways) - {self.links.gateway_id})
+                    self.stats["watches_answered"] += 1
             elif kind is StartRoomcast:
                 self.roomcast(op.room, op.frame, publish=op.publish)
             elif kind is StartBroadcast:

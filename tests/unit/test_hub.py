@@ -429,3 +429,10 @@ def test_a_held_socket_is_left_out_of_the_write_until_released():
     assert list(hub.sessions_to_write()) == [b]
     confirm(hub, links)
     assert list(hub.sessions_to_write()) == [a]
+
+
+def test_a_bridge_arrival_for_a_socket_goes_only_to_its_gateway_and_is_not_published():
+    hub, links, _ = make(others=["g1", "g2"])
+    hub.receive([StartRoomcast(socket_room(new_socket_id(1)), encode("dm", "x"), False)])
+    assert [g for g, _ in links.gateway_ops] == ["g1"] and links.bridge_ops == []
+    assert hub.stats["ops_in"] == 1
