@@ -45,6 +45,18 @@ def wait_stat(server, gateway: str, counter: str, at_least: int, timeout: float 
         time.sleep(0.02)
 
 
+def quiet(server, live: int, timeout: float = 60.0) -> dict:
+    """Wait until exactly ``live`` sockets remain (earlier tests' clients are gone, their
+    disconnect handlers' broadcasts queued), flush every gateway, and return the stats."""
+    deadline = time.monotonic() + timeout
+    while sum(v.get("sockets", 0) for k, v in server.stats().items() if k.startswith("gw-")) != live:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sockets never settled at {live}: {server.stats()}")
+        time.sleep(0.02)
+    server.flush()
+    return server.stats()
+
+
 async def test_socket_ids_carry_their_gateways_index(three):
     server, ports = three
     clients = [await connect(p) for p in ports]
@@ -56,7 +68,7 @@ async def test_socket_ids_carry_their_gateways_index(three):
 async def test_a_socketcast_goes_only_to_the_owners_gateway(three):
     server, ports = three
     (a, a_id), (b, b_id), (c, _) = [await connect(p) for p in ports]
-    before = server.stats()
+    before = quiet(server, 3)
     for i in range(20):
         await a.emit("socketcast", json.dumps({"to": b_id, "text": str(i)}))
     for i in range(20):
@@ -81,7 +93,8 @@ async def test_a_cast_to_a_room_held_by_one_other_gateway_reaches_only_it(three)
     answered = server.stats()["gw-0"].get("watches_answered", 0)
     await a.emit("roomcast", json.dumps({"room": "held-by-1", "event": "rc", "data": -1}))
     assert (await b.recv_event("rc")).json == -1  # first cast: to everyone, and a Watch
-    before = wait_stat(server, "gw-0", "watches_answered", answered + 1)
+    wait_stat(server, "gw-0", "watches_answered", answered + 1)
+    before = quiet(server, 3)
     for i in range(30):
         await a.emit("roomcast", json.dumps({"room": "held-by-1", "event": "rc", "data": i}))
     assert [(await b.recv_event("rc")).json for _ in range(30)] == list(range(30))
