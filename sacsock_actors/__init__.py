@@ -11,6 +11,7 @@
     server.serve(port=8080)
 """
 
+from ._version import __version__
 from .errors import (
     ConfigError,
     EncodeError,
@@ -22,8 +23,6 @@ from .errors import (
 from .gateways.socket import Socket
 from .options import ServerOptions, allow_origins, same_origin
 from .server import SocketServer
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",

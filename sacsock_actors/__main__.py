@@ -1,5 +1,8 @@
+"""``python -m sacsock_actors ...`` is the ``sacsock`` command."""
+
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

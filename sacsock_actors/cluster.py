@@ -110,6 +110,8 @@ class ClusterRuntime:
         self.host = host
         self.path = path
         self.token = secrets.token_hex(4)
+        self.infos: dict[str, dict[str, Any]] = {}
+        self._stopped = False
         self.started_ray = rayio.init(address, runtime_env)
         ship_app_code(spec)
         if placements is None:
@@ -155,6 +157,7 @@ class ClusterRuntime:
         """
         actors = [self._make_bridge(b) for b in bridges]
         infos = rayio.call_all(list(self.gateways.values()), "start", self.gateways, actors, timeout=timeout)
+        self.infos = dict(zip(self.gateways, infos, strict=True))
         rayio.call_all(actors, "start", timeout=timeout)
         self.bridges.extend(actors)
         self._supervisor = threading.Thread(target=self._supervise, name="sacsock-supervisor", daemon=True)
@@ -208,8 +211,49 @@ class ClusterRuntime:
             out[f"bridge-{i}"] = s
         return out
 
+    def drain(self, timeout: float, node_id: str | None = None) -> None:
+        """Graceful stop of every gateway (``node_id`` None: then of everything, as ``stop``)
+        or of the gateways on one node (the others keep serving).
+
+        Draining gateways answer /healthz and upgrades with 503 at once; casts accepted so
+        far (driver, other gateways) reach their sockets, which get every queued frame
+        (up to ``timeout`` s for slow readers) before their 1001 close.
+        """
+        if node_id is None:
+            drained = dict(self.gateways)
+        else:
+            drained = {
+                g: h for g, h in self.gateways.items() if self.infos.get(g, {}).get("node_id") == node_id
+            }
+            if not drained:
+                raise ConfigError(f"no gateway runs on node {node_id!r}; nodes: "
+                                  f"{sorted({i['node_id'] for i in self.infos.values()})}")
+            if len(drained) == len(self.gateways):
+                raise ConfigError("that is every gateway: call drain() without node_id to stop serving")
+        began = time.monotonic()
+        rayio.call_all(list(drained.values()), "begin_drain", timeout=30)
+        remaining = {g: h for g, h in self.gateways.items() if g not in drained}
+        if remaining:  # no more supervision or driver casts for the drained ones
+            self.gateways = remaining
+            self._caster.set_gateways(list(remaining.values()))
+        self._caster.flush(max(timeout, 1.0))
+        rayio.call_all([*drained.values(), *remaining.values()], "flush", timeout=60)
+        left = max(0.0, timeout - (time.monotonic() - began))
+        rayio.call_all(list(drained.values()), "drain", left, timeout=left + 60)
+        if not remaining:
+            self.stop()
+            return
+        rayio.call_all(list(remaining.values()), "set_gateways", remaining, timeout=60)
+        for gid, actor in drained.items():
+            rayio.kill(actor)
+            self.infos.pop(gid, None)
+
     def stop(self) -> None:
-        """Close every socket (1001), then the bridges, then the actors (and Ray if ours)."""
+        """Close every socket (1001), then the bridges, then the actors (and Ray if ours).
+        Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
         self._caster.close()
         try:
@@ -241,6 +285,11 @@ class DriverCaster:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="sacsock-driver-casts", daemon=True)
         self._thread.start()
+
+    def set_gateways(self, gateways: list[Any]) -> None:
+        """Send to these gateways from now on (others are being drained)."""
+        with self._lock:
+            self._failover = rayio.Failover(gateways, "driver casts")
 
     def put(self, op: Op) -> None:
         with self._lock:

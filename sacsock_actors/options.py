@@ -60,6 +60,8 @@ class ServerOptions:
     - ``blocking_threshold``: seconds; plain handlers run inline on the gateway's loop, and
       one whose call takes longer than this moves to the thread pool for good (None: every
       plain handler runs in the pool). See ``sacsock_actors.gateways.dispatch``.
+    - ``access_log``: one log line per HTTP request (upgrades included) through Ray's log
+      pipeline; off by default (it does not scale to many connections).
     """
 
     allowed_origins: tuple[str, ...] = ()
@@ -71,6 +73,7 @@ class ServerOptions:
     room_shards: int = 2
     handler_threads: int = 16
     blocking_threshold: float | None = 0.01
+    access_log: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, str):

@@ -52,6 +52,11 @@ def node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
+def node_ip() -> str:
+    """The address of the Ray node this code runs on."""
+    return ray.util.get_node_ip_address()
+
+
 def sender(handle: Any, method: str, *lead: Any) -> Send:
     """``send(batch)``: one remote call of ``handle.method(*lead, batch)``, awaited."""
     remote = getattr(handle, method).remote

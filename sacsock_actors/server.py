@@ -8,7 +8,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from .app import AppSpec, Blocking, Handler, is_async
 from .errors import ConfigError, NotServingError
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 MAX_STATIC_BYTES = 64 << 20
+H = TypeVar("H", bound=Handler)
 
 
 class SocketServer:
@@ -38,8 +39,15 @@ class SocketServer:
         self._bridges: list[Any] = []
         self._stopped = threading.Event()
         self._lock = threading.Lock()
+        self._metrics: Any = None
+        self._drain_requested = False
 
     # ---- registration ------------------------------------------------------------------
+
+    @overload
+    def on(self, event: str, *, blocking: bool = ...) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: str, handler: H, *, blocking: bool = ...) -> H: ...
 
     def on(self, event: str, handler: Handler | None = None, *, blocking: bool = False) -> Any:
         """Register ``handler(socket, data: bytes)`` for ``event``; a decorator without handler.
@@ -66,6 +74,11 @@ class SocketServer:
         self.on(obj.event_name(), obj.handle_event)
         return obj
 
+    @overload
+    def on_connect(self, fn: H, *, blocking: bool = ...) -> H: ...
+    @overload
+    def on_connect(self, fn: None = None, *, blocking: bool = ...) -> Callable[[H], H]: ...
+
     def on_connect(self, fn: Handler | None = None, *, blocking: bool = False) -> Any:
         """Run ``fn(socket)`` after a socket connects (joined to its id room), before its messages.
 
@@ -76,6 +89,11 @@ class SocketServer:
         self._check_callable(fn, "on_connect")
         self._spec.on_connect = self._blocking(fn, blocking, "on_connect")
         return fn
+
+    @overload
+    def on_disconnect(self, fn: H, *, blocking: bool = ...) -> H: ...
+    @overload
+    def on_disconnect(self, fn: None = None, *, blocking: bool = ...) -> Callable[[H], H]: ...
 
     def on_disconnect(self, fn: Handler | None = None, *, blocking: bool = False) -> Any:
         """Run ``fn(socket)`` when a socket closes, after it left its rooms.
@@ -137,6 +155,8 @@ class SocketServer:
         gateways_per_node: int | None = None,
         placements: list[Any] | None = None,
         runtime_env: dict | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
         **options: Any,
     ) -> list[dict[str, Any]]:
         """Start serving without blocking; returns one info dict per gateway.
@@ -145,6 +165,8 @@ class SocketServer:
         ``gateways_per_node`` instead puts that many on every alive node;
         ``placements`` (a list of ``cluster.Placement``) pins each gateway to a node and port.
         Ray is started locally unless it is already initialised or ``address`` is given.
+        ``metrics_port`` serves Prometheus metrics of every gateway at
+        ``http://metrics_host:metrics_port/metrics`` from this (the driver) process.
         """
         from .cluster import ClusterRuntime  # Ray is imported only when serving
 
@@ -165,6 +187,10 @@ class SocketServer:
             )
             try:
                 infos = runtime.start(self._bridges)
+                if metrics_port is not None:
+                    from .metrics import MetricsServer
+
+                    self._metrics = MetricsServer(runtime.stats, metrics_host, metrics_port).start()
             except BaseException:
                 runtime.stop()
                 raise
@@ -172,38 +198,96 @@ class SocketServer:
             self._stopped.clear()
             return infos
 
-    def serve(self, *args: Any, on_ready: Callable[[], None] | None = None, **kwargs: Any) -> None:
+    def serve(
+        self,
+        *args: Any,
+        on_ready: Callable[[], None] | None = None,
+        drain_timeout: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
         """Serve until SIGINT/SIGTERM/SIGHUP/SIGQUIT or ``shutdown()``; then stop cleanly.
 
         Takes the arguments of :meth:`start`; ``on_ready()`` runs once every gateway listens.
+        SIGTERM drains (see :meth:`drain`, up to ``drain_timeout`` s); the others shut down.
         """
         bound = inspect.signature(self.start).bind(*args, **kwargs)
         bound.apply_defaults()
         host, path = bound.arguments["host"], bound.arguments["path"]
-        infos = self.start(*args, **kwargs)
+        main = threading.current_thread() is threading.main_thread()
+        early: list[int] = []  # a signal (Ctrl-C) while starting: acted on once started
+        previous = {s: signal.signal(s, lambda signum, frame: early.append(signum))
+                    for s in SHUTDOWN_SIGNALS} if main else {}
+        try:
+            infos = self.start(*args, **kwargs)
+        except BaseException:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            raise
         ports = sorted({i["port"] for i in infos})
         url_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        for p in ports:
-            print(f"sacsock: serving http://{url_host}:{p}/ (websocket ws://{url_host}:{p}{path}, "
-                  f"{len(infos)} gateway(s))", flush=True)
+        hosts = sorted({i.get("address", url_host) for i in infos}) if host == "node" else [url_host]
+        for h in hosts:
+            for p in ports:
+                print(f"sacsock: serving http://{h}:{p}/ (websocket ws://{h}:{p}{path}, "
+                      f"{len(infos)} gateway(s))", flush=True)
         if on_ready is not None:
             on_ready()
-        if threading.current_thread() is threading.main_thread():
+        if main:
             for sig in SHUTDOWN_SIGNALS:
                 signal.signal(sig, lambda signum, frame: self._signal(signum))
+        if early:
+            self._signal(early[0])
         while not self._stopped.wait(0.5):
             pass
+        if self._drain_requested:
+            self._drain_requested = False
+            self.drain(drain_timeout)
         self.shutdown()
 
     def _signal(self, signum: int) -> None:
-        log.warning("signal %s: shutting down", signal.Signals(signum).name)
+        drain = signum == signal.SIGTERM
+        log.warning("signal %s: %s", signal.Signals(signum).name, "draining" if drain else "shutting down")
+        if drain and self._runtime is not None:
+            self._drain_requested = True
         self._stopped.set()
+
+    def drain(self, timeout: float = 30.0, node_id: str | None = None) -> None:
+        """Graceful stop for rolling upgrades; blocks until done.
+
+        Gateways stop accepting at once (``/healthz`` and upgrades answer 503, so a load
+        balancer sends new sockets elsewhere); casts accepted so far reach their sockets,
+        which get every queued frame (waiting up to ``timeout`` s for slow readers) before
+        their 1001 close; then the bridges, then the actors (and our Ray) stop.
+        With ``node_id`` (a Ray node id, as in ``start()``'s infos) only that node's
+        gateways drain and the rest keep serving: the clients reconnect through the load
+        balancer to another node and rejoin their rooms in their ``onConnect`` handler.
+        """
+        if timeout < 0:
+            raise ConfigError(f"timeout must be >= 0 seconds, got {timeout!r}")
+        if node_id is not None:
+            self._live().drain(timeout, node_id)
+            return
+        with self._lock:
+            runtime, self._runtime = self._runtime, None
+            metrics, self._metrics = self._metrics, None
+        self._stopped.set()
+        if runtime is None:
+            return
+        try:
+            runtime.drain(timeout)
+        finally:
+            runtime.stop()  # a no-op after a complete drain; the rest after a failed one
+            if metrics is not None:
+                metrics.stop()
 
     def shutdown(self) -> None:
         """Close every socket (1001), shut the bridges down, stop the actors (and our Ray)."""
         with self._lock:
             runtime, self._runtime = self._runtime, None
+            metrics, self._metrics = self._metrics, None
         self._stopped.set()
+        if metrics is not None:
+            metrics.stop()
         if runtime is not None:
             runtime.stop()
 

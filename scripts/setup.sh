@@ -20,7 +20,7 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 extras="redis"
-[ "$mode" = "--demo" ] || extras="test,redis,bench"
+[ "$mode" = "--demo" ] || extras="test,redis,mongo,grpc,bench"
 stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras//,/-}"
 if [ ! -f "$stamp" ]; then  # install once per pyproject.toml and set of extras
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
@@ -33,10 +33,23 @@ fi
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v java >/dev/null || missing+=(default-jdk-headless)  # the MongoDB-wire test server
+command -v mvn >/dev/null || missing+=(maven)
+# deploy tests: nginx in front of the nodes; sshd and rsync for the real `ray up`
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v rsync >/dev/null || missing+=(rsync)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian"
   sudo_ apt-get update -q
   sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+# the MongoDB-wire test server (tests/mongo_server: mongo-java-server from Maven Central),
+# rebuilt only when its sources change; offline first, so a warm ~/.m2 needs no network
+mongo_jar=tests/mongo_server/target/testmongo-1.jar
+if [ ! -f "$mongo_jar" ] || [ -n "$(find tests/mongo_server/pom.xml tests/mongo_server/src -newer "$mongo_jar" -type f)" ]; then
+  echo "setup: building the MongoDB-wire test server (tests/mongo_server)"
+  (cd tests/mongo_server && { mvn -q -B -o package >/dev/null 2>&1 || mvn -q -B package; })
 fi
 if command -v npm >/dev/null; then
   (cd clientjs && npm ci --no-audit --no-fund --loglevel=error)

@@ -9,9 +9,9 @@ from typing import Any
 
 from .base import Bridge, Cast, Deliver
 
-__all__ = ["Bridge", "Cast", "Deliver", "RedisBridge"]
+__all__ = ["Bridge", "Cast", "Deliver", "GrpcBridge", "MongoBridge", "RedisBridge"]
 
-_LAZY = {"RedisBridge": ".redis_bridge"}
+_LAZY = {"RedisBridge": ".redis_bridge", "MongoBridge": ".mongo_bridge", "GrpcBridge": ".grpc_bridge"}
 
 
 def __getattr__(name: str) -> Any:

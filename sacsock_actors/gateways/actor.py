@@ -30,6 +30,8 @@ from .hub import Hub
 log = logging.getLogger(__name__)
 
 SHARD_PING_SECONDS = 1.0
+#: ``host`` value binding each gateway to the address of its own Ray node
+NODE_HOST = "node"
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,14 @@ class _Links:
         """Every gateway of the cluster, in the driver's order (the same for all of them:
         a gateway's position is the index its sockets' ids carry)."""
         self._others = [g for g in handles if g != self.gateway_id]
-        self._by_tag = list(handles)
-        if self.gateway_id in self._by_tag and len(self._by_tag) <= SOCKET_TAG_LIMIT:
-            self.socket_tag = self._by_tag.index(self.gateway_id)
+        # tags never move: a drained gateway keeps its index (casts to its sockets' ids
+        # then go nowhere: it has none), a new one gets the next
+        self._by_tag.extend(g for g in handles if g not in self._by_tag)
+        if self.socket_tag is None and self.gateway_id in self._by_tag:
+            tag = self._by_tag.index(self.gateway_id)
+            self.socket_tag = tag if tag < SOCKET_TAG_LIMIT else None
+        for gid in set(self._gateway_out) - set(handles):  # drained: nothing more goes there
+            del self._gateway_out[gid]
         for gid, handle in handles.items():
             if gid not in self._gateway_out:
                 self._gateway_out[gid] = Outbox(
@@ -137,27 +144,34 @@ class GatewayActor:
         self.runner: web.AppRunner | None = None
         self._epochs: dict[int, str] = {}
         self._tasks: list[asyncio.Task] = []
+        self._drained = False
+        self._address = config.host
 
     async def start(self, gateways: dict[str, Any], bridges: list[Any]) -> dict[str, Any]:
         """Join the cluster (every gateway, bridge and shard known), then bind the port,
         shared with the other gateways of this node. Idempotent: the driver calls it again
         after Ray restarted this actor."""
-        if self.runner is not None:
+        if self.runner is not None or self._drained:
             return self.info()
         cfg = self.config
         self.links = _Links(self, cfg, self.rt)
         self.links.set_gateways(gateways)
         self.links.set_bridges(bridges)
+        opts = self.spec.options
         self.hub = Hub(self.links)
         self.endpoint = Endpoint(self.spec, self.hub, cfg.path)
         me = self.rt.me()
         for i in range(self.links.shard_count):
             epoch = await self.rt.call(self.links.shard(i), "hello", cfg.gateway_id, me, [], True)
             self.shard_epoch(i, epoch)
-        self.runner = web.AppRunner(self.endpoint.make_app(), handle_signals=False)
+        # access logs (one line per request, upgrades included) only when asked for
+        access: dict[str, Any] = {} if opts.access_log else {"access_log": None}
+        self.runner = web.AppRunner(self.endpoint.make_app(), handle_signals=False, **access)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, cfg.host, cfg.port, reuse_port=True)
+        host = self.rt.node_ip() if cfg.host == NODE_HOST else cfg.host
+        site = web.TCPSite(self.runner, host, cfg.port, reuse_port=True)
         await site.start()
+        self._address = host
         self._tasks.append(asyncio.get_running_loop().create_task(self._housekeeping()))
         log.info("gateway %s serving ws://%s:%d%s", cfg.gateway_id, cfg.host, cfg.port, cfg.path)
         return self.info()
@@ -169,8 +183,14 @@ class GatewayActor:
             "pid": os.getpid(),
             "node_id": self.rt.node_id(),
             "host": _stdsocket.gethostname(),
+            "address": self._address,
             "started": self.runner is not None,
         }
+
+    async def set_gateways(self, handles: dict[str, Any]) -> None:
+        """The gateways of the cluster changed (some were drained)."""
+        assert self.links is not None, "start() first"
+        self.links.set_gateways(handles)
 
     async def set_bridges(self, handles: list[Any]) -> None:
         assert self.links is not None, "start() first"
@@ -202,6 +222,25 @@ class GatewayActor:
         if self.endpoint is None or self.runner is None:
             return 0
         closed = await self.endpoint.close_all(code)
+        for task in self._tasks:
+            task.cancel()
+        await self.runner.cleanup()
+        self.runner = None
+        return closed
+
+    async def begin_drain(self) -> None:
+        """Stop accepting sockets: /healthz answers 503, upgrades get 503."""
+        if self.endpoint is not None:
+            self.endpoint.draining = True
+
+    async def drain(self, timeout: float) -> int:
+        """Graceful close: flush queued frames (up to ``timeout`` s), close every socket with
+        1001, hand their room leaves on, stop listening. Returns how many were open."""
+        self._drained = True  # never listens again (the supervisor may still call start())
+        if self.endpoint is None or self.runner is None:
+            return 0
+        closed = await self.endpoint.drain(timeout)
+        await self.flush()
         for task in self._tasks:
             task.cancel()
         await self.runner.cleanup()

@@ -25,6 +25,7 @@ All state here is touched on the gateway's loop only; pool threads just run hand
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import resource
 import time
@@ -146,11 +147,11 @@ class Dispatcher:
             fn, args = backlog[0]
             if id(fn) in self._pooled:
                 future = asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
-                future.add_done_callback(lambda f, fn=fn: self._done(session, fn, f))
+                future.add_done_callback(functools.partial(self._done, session, fn))
                 return
             if id(fn) in self._async:
                 task = asyncio.get_running_loop().create_task(fn(*args))
-                task.add_done_callback(lambda f, fn=fn: self._done(session, fn, f))
+                task.add_done_callback(functools.partial(self._done, session, fn))
                 return
             backlog.popleft()
             self.inline(fn, *args)

@@ -34,6 +34,7 @@ from .socket import Socket
 log = logging.getLogger(__name__)
 
 CLIENT_JS_PATH = "/sacsock.js"
+HEALTH_PATH = "/healthz"
 
 # Text frames as bytes (aiohttp >= 3.14): handlers get bytes anyway, so decoding each text
 # frame to str only to encode it back would be wasted work per message.
@@ -65,6 +66,8 @@ class Endpoint:
         self._grace = spec.options.slow_consumer_grace
         hub.wake = self._wake
         self.dispatch = Dispatcher(spec, self.pool, hub.stats)
+        #: set by drain(): /healthz answers 503 and upgrades are refused
+        self.draining = False
 
     def make_app(self) -> web.Application:
         self._loop = asyncio.get_running_loop()
@@ -72,6 +75,7 @@ class Endpoint:
         app = web.Application()
         app.router.add_get(self.path, self.websocket)
         app.router.add_get(CLIENT_JS_PATH, self._client_js)
+        app.router.add_get(HEALTH_PATH, self._health)
         if self.spec.static_files:
             app.router.add_get("/{tail:.*}", self._static)
         return app
@@ -84,6 +88,12 @@ class Endpoint:
         except FileNotFoundError:
             raise web.HTTPNotFound(text="sacsock.js is not in this build") from None
         return web.Response(body=body, content_type="application/javascript")
+
+    async def _health(self, request: web.Request) -> web.Response:
+        """For load balancers: 200 while this gateway accepts sockets, 503 while draining."""
+        if self.draining:
+            return web.Response(status=503, text="draining\n", headers={"Retry-After": "1"})
+        return web.Response(text="ok\n")
 
     async def _static(self, request: web.Request) -> web.Response:
         name = request.match_info["tail"].strip("/") or "index.html"
@@ -99,6 +109,9 @@ class Endpoint:
     # ---- websocket --------------------------------------------------------------------------
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
+        if self.draining:  # a load balancer retries another gateway on 503
+            self.hub.stats["refused_draining"] += 1
+            return web.Response(status=503, text="draining\n", headers={"Retry-After": "1"})
         origin = request.headers.get("Origin")
         if not self.options.origin_allowed(origin, request.host):
             self.hub.stats["rejected_origin"] += 1
@@ -248,12 +261,30 @@ class Endpoint:
             await self.dispatch.call(session, self.spec.on_disconnect, session.socket)
             await self._settled(session)
         self.hub.detach(session)
+        _write_pending(session)  # frames queued for it before the close go out before 1001
         if not session.ws.closed:
             try:
                 await asyncio.wait_for(session.ws.close(code=code), 5)
             except (asyncio.TimeoutError, ConnectionError):
                 if session.transport is not None:
                     session.transport.abort()
+
+    async def drain(self, timeout: float) -> int:
+        """Graceful close: refuse new sockets (health 503), write every queued frame, wait
+        (up to ``timeout`` s) until the sockets' send buffers empty, then close them all
+        with 1001. Returns how many sockets were open."""
+        self.draining = True
+        self.hub.flush()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        while loop.time() < deadline and any(
+            s.pending or (s.transport is not None and not s.transport.is_closing()
+                          and s.transport.get_write_buffer_size() > 0)
+            for s in self.hub.sessions.values()
+        ):
+            self.hub.flush()
+            await asyncio.sleep(0.02)
+        return await self.close_all(WSCloseCode.GOING_AWAY)
 
     async def _settled(self, session: Session, timeout: float = 10.0) -> None:
         """Wait (bounded) for the socket's handler calls still queued behind the pool."""
@@ -270,3 +301,11 @@ class Endpoint:
         sessions = list(self.hub.sessions.values())
         await asyncio.gather(*(self._finish(s, code) for s in sessions), return_exceptions=True)
         return len(sessions)
+
+
+def _write_pending(session: Session) -> None:
+    """Write what the hub queued for a closing socket and has not flushed yet."""
+    pending, session.pending = session.pending, []
+    transport = session.transport
+    if pending and transport is not None and not transport.is_closing():
+        transport.write(b"".join(pending))

@@ -1,4 +1,4 @@
-"""examples/redis-multihome as its README runs it: two `sacsock serve --redis` processes, each
+"""examples/multihome as its README runs it: two `sacsock serve --redis` processes, each
 with its own local Ray, federating through one real redis-server (with a password)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from sacclient import SacClient, free_port, sacsock_bin
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "redis-multihome"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multihome"
 PASSWORD = "cli-s3cret"
 
 

@@ -17,7 +17,8 @@ from sacsock_actors import SocketServer
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     if not ray.is_initialized():
-        ray.init(namespace="sacsock", include_dashboard=False, logging_level=logging.WARNING)
+        # address="local": always a new Ray, never another one found running on this machine
+        ray.init(address="local", namespace="sacsock", include_dashboard=False, logging_level=logging.WARNING)
     yield
     ray.shutdown()
 
@@ -118,3 +119,36 @@ def redis_server(tmp_path: Any) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+# ---- a real MongoDB-wire server for the MongoDB bridge tests (see tests/mongo_wire.py) -------
+
+
+@pytest.fixture
+def mongo_server(tmp_path: Any) -> Iterator[Any]:
+    """A fresh MongoDB-wire test server for one test; stoppable and pausable."""
+    import os
+
+    from mongo_wire import ENV_URL, MongoWireServer, ensure_built
+
+    if os.environ.get(ENV_URL):
+        pytest.skip(f"{ENV_URL} is set: this test stops or pauses the server, which needs the test server")
+    ensure_built()
+    server = MongoWireServer(free_port(), str(tmp_path))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mongo_url(request: Any) -> Iterator[str]:
+    """A MongoDB URL: $SACSOCK_TEST_MONGO_URL when set, else a fresh test server."""
+    import os
+
+    from mongo_wire import ENV_URL
+
+    url = os.environ.get(ENV_URL)
+    if url:
+        yield url
+    else:
+        yield request.getfixturevalue("mongo_server").url

@@ -26,7 +26,7 @@ from harness import Missing, PeerClient, ProcessGroup, RedisProc, active_groups,
 def missing(reason: str) -> None:
     """Skip (fail under CI=true) the current test because ``reason``."""
     if in_ci():
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.fail(f"{reason} (CI=true: a missing piece fails instead of skipping)", pytrace=False)
     pytest.skip(reason)
 
 
@@ -37,7 +37,7 @@ def go_peer_bin() -> Path:
     try:
         return go_peer_binary()
     except Missing as exc:
-        missing(f"Go peer tests skipped: {exc}")
+        missing(f"Go peer: {exc}")
         raise
 
 

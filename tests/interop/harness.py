@@ -12,7 +12,10 @@ Fixtures built on these live in ``tests/interop/conftest.py``; put Go-peer tests
   as users run it, ``redis-server``), waits until each is ready, writes each one's output
   to its own log file and stops them all.
 - :class:`PeerClient`: a sac-sock websocket client that keeps every frame it receives, with
-  "wait for the next frame of event E" helpers (bounded by generous timeouts).
+  "wait for the next frame of event E" helpers (bounded by generous timeouts), and
+  :func:`settle`: wait until a roomcast from one side reaches every member of a room.
+- ``peer_app.py`` beside this file is the sacsock side with the Go peer's handlers, so one
+  client script drives either side (``ProcessGroup.sacsock()`` serves it by default).
 
 Timeouts here are bounds on a busy 2-core machine, never measurements.
 """
@@ -49,6 +52,7 @@ PEER_APP = "peer_app:server"
 WAIT = 30.0  # bound on waiting for one frame
 READY = 180.0  # bound on a process getting ready (a cold Ray start is 10-20 s here; CI is slower)
 DEFAULT_GROUP = "ss-rmhb-group-default"
+GO_FALLBACKS = ("/usr/local/go/bin/go", "/usr/lib/go/bin/go")  # where Go lives when not on PATH
 
 
 class Missing(Exception):
@@ -102,18 +106,20 @@ def go_peer_binary(timeout: float = 600.0) -> Path:
             raise Missing(f"SACSOCK_GO_PEER={prebuilt} is not an executable file")
         return path.resolve()
     src = peers_dir()
-    go = shutil.which("go")
+    go = shutil.which("go") or next((g for g in GO_FALLBACKS if os.access(g, os.X_OK)), None)
     if go is None:
-        raise Missing("Go is not on PATH (needed to build the upstream Go server; "
-                      "or set SACSOCK_GO_PEER to a prebuilt binary)")
-    version = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60).stdout
+        raise Missing("Go is not on PATH nor in /usr/local/go/bin (needed to build the upstream Go "
+                      "server; or set SACSOCK_GO_PEER to a prebuilt binary)")
+    env = dict(os.environ, PATH=f"{Path(go).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    version = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60,
+                             env=env).stdout
     out = cache_dir() / f"gopeer-{sources_hash(src, version.strip())}"
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
     result = subprocess.run(["bash", str(src / "build.sh"), str(tmp)], capture_output=True, text=True,
-                            timeout=timeout)
+                            timeout=timeout, env=env)
     if result.returncode != 0 or not tmp.is_file():
         raise RuntimeError(f"building the Go peer from {src} failed ({result.returncode}):\n"
                            f"{result.stdout}{result.stderr}")
@@ -536,6 +542,15 @@ class PeerClient:
         await asyncio.sleep(seconds)
         return self.of(event)[self._taken.get(event, 0):]
 
+    def forget(self) -> None:
+        """Drop every frame received so far (e.g. the probes of :func:`settle`)."""
+        self.frames.clear()
+        self._taken.clear()
+
+    async def until(self, predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+        """Wait until ``predicate()`` (checked after every frame) or fail naming ``what``."""
+        await self._until(predicate, what, timeout)
+
     async def emit(self, event: str, data: str | bytes | dict | list = "") -> None:
         """Send ``event`` (str: text frame; bytes: binary frame; dict/list: JSON text)."""
         if isinstance(data, (dict, list)):
@@ -573,9 +588,37 @@ class PeerClient:
         await asyncio.gather(self._reader, return_exceptions=True)
 
 
+async def settle(sender: PeerClient, room: str, members: Iterable[PeerClient], *,
+                 timeout: float = 2 * WAIT, every: float = 1.0) -> int:
+    """Wait until a roomcast by ``sender`` to ``room`` reaches every member: ``sender``
+    roomcasts a probe every ``every`` seconds until all have the latest one. Joins are
+    asynchronous across a fleet (and across gateways), so a test's first cast may race
+    them; after this it does not. Every client's frames are then forgotten (probes sent
+    before the last one were either received or lost). Returns the probes sent."""
+    members = list(members)
+    deadline = asyncio.get_running_loop().time() + timeout
+    sent = 0
+    while True:
+        sent += 1
+        tag = f"settle:{room}:{sent}"
+        await sender.roomcast(room, tag)
+        try:
+            for m in members:
+                await m.until(lambda m=m, tag=tag: any(f.payload == tag.encode() for f in m.of("roomcast")),
+                              f"probe {tag}", every)
+            break
+        except TimeoutError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"a roomcast to {room} by {sender.url} did not reach every member "
+                                   f"within {timeout:.0f} s ({sent} probes)") from None
+    for c in {id(c): c for c in [sender, *members]}.values():
+        c.forget()
+    return sent
+
+
 __all__ = [
     "APP_DIR", "DEFAULT_GROUP", "DEFAULT_PEERS_DIR", "PEER_APP", "READY", "REPO", "WAIT",
     "GoPeer", "Missing", "PeerClient", "Proc", "ProcessGroup", "RedisProc", "Sacsock",
     "active_groups", "cache_dir", "free_port", "go_peer_binary", "in_ci", "peers_dir",
-    "port_open", "redis_command", "sources_hash", "wait_for",
+    "port_open", "redis_command", "settle", "sources_hash", "wait_for",
 ]

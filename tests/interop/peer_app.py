@@ -15,12 +15,15 @@ the working directory (``harness.ProcessGroup.sacsock`` does that).
 | ``socketcast`` | ``{"socketId":ID,"data":"s"}`` | socketcast string data |
 | ``close`` | - | close the socket |
 
-As upstream, a payload that does not parse is ignored (no reply).
+As upstream, a payload that does not parse is ignored (no reply). One event more, of
+ours only: ``gateway`` emits ``gateway`` with ``{"pid": <the gateway's process id>}``, so a
+test can tell which gateway a socket is on.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from sacsock_actors import SocketServer
@@ -121,3 +124,8 @@ async def socketcast(socket, data: bytes) -> None:
 @server.on("close")
 async def close(socket, data: bytes) -> None:
     socket.close()
+
+
+@server.on("gateway")
+async def gateway(socket, data: bytes) -> None:
+    socket.emit("gateway", {"pid": os.getpid()})

@@ -7,6 +7,8 @@ import base64
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,33 @@ async def test_both_sides_answer_the_same_handlers(side, client) -> None:
     assert await b.extra("roomcast", 0.3) == [] and await b.extra("socketcast", 0) == []
     await a.emit("close")
     await a._until(lambda: a._reader.done(), "close", 30)
+
+
+def test_a_failing_test_report_carries_every_process_log(tmp_path: Path) -> None:
+    """A pytest run of its own (in tmp_path) using this directory's fixture and hook."""
+    here = Path(__file__).resolve().parent
+    (tmp_path / "conftest.py").write_text(f"""
+import importlib.util, sys
+sys.path[:0] = [{str(here)!r}, {str(here.parent)!r}]
+spec = importlib.util.spec_from_file_location("interop_conftest", {str(here / "conftest.py")!r})
+interop = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(interop)
+procs, pytest_runtest_makereport = interop.procs, interop.pytest_runtest_makereport  # fixture, hook
+""")
+    (tmp_path / "test_fails.py").write_text("""
+def test_fails(procs):
+    procs.start("talker", ["bash", "-c", "printf 'said %s\\n' hello; sleep 600"],
+                ready=lambda: "said hello" in procs.procs[-1].log_text())
+    assert False, "on purpose"
+
+def test_passes(procs):
+    procs.start("quiet", ["bash", "-c", "printf 'said %s\\n' nothing; sleep 600"],
+                ready=lambda: "said nothing" in procs.procs[-1].log_text())
+""")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", "/dev/null",
+                             "--rootdir", str(tmp_path), str(tmp_path)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out = result.stdout
+    assert "1 failed, 1 passed" in out, out + result.stderr
+    assert "process log: talker" in out and "said hello" in out, out
+    assert "process log: quiet" not in out, out  # only the failing test's processes

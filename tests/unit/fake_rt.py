@@ -63,3 +63,6 @@ class FakeRt:
 
     def node_id(self) -> str:
         return "node-0"
+
+    def node_ip(self) -> str:
+        return "127.0.0.1"

@@ -1,4 +1,4 @@
-// The chat example (examples/chat, served with --gateways 2) in two browser pages: both join a room, one writes,
+// The chat demo (sacsock_actors/demo, served with --gateways 2) in two browser pages: both join a room, one writes,
 // the other sees it. Saves a screenshot to test/artifacts/chat.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,9 +13,9 @@ let browser;
 before(async () => {
   // Two gateways: the pages may land on different ones (SO_REUSEPORT), as in production.
   server = await startServer({
-    appDir: join(repoRoot, 'examples', 'chat'),
-    app: 'app:server',
-    staticDir: 'static',
+    appDir: repoRoot,
+    app: 'sacsock_actors.demo.app:server',
+    staticDir: join(repoRoot, 'sacsock_actors', 'demo', 'static'),
     extraArgs: ['--gateways', '2'],
     logName: 'chat-server',
   });

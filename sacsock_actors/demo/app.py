@@ -1,6 +1,6 @@
 """Chat: rooms, messages, and who is here, on sacsock_actors.
 
-    cd examples/chat && sacsock serve app:server --static static     # or: sacsock demo
+    sacsock demo --port 8080          # from any directory: the page ships in the package
     open http://127.0.0.1:8080/
 
 On connect the server sends "rooms". Events from the browser (payloads as static/chat.js sends them):
@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
-from sacsock_actors import SocketServer
+from sacsock_actors import Socket, SocketServer
 
 DEFAULT_ROOMS = ("lobby", "random", "help")
 MAX_NAME = 32
@@ -90,10 +91,10 @@ class Directory:
 
 # ---- the directory, reached from any gateway ------------------------------------------------
 
-_directory = None
+_directory: Any = None  # a Directory, or a handle to the directory actor
 
 
-async def call(method: str, *args):
+async def call(method: str, *args: Any) -> Any:
     """``Directory.<method>(*args)`` on the cluster's one directory actor (a local one without Ray)."""
     global _directory
     import ray
@@ -136,11 +137,11 @@ def clean_room(data: bytes | str) -> str | None:
     return room
 
 
-def notice(socket, text: str) -> None:
+def notice(socket: Socket, text: str) -> None:
     socket.emit("notice", {"level": "error", "text": text})
 
 
-async def announce(socket, changed: list[dict]) -> None:
+async def announce(socket: Socket, changed: list[dict]) -> None:
     """Tell each changed room its member list, and everyone the room list."""
     for members in changed:
         socket.roomcast(members["room"], "members", members)
@@ -151,7 +152,7 @@ async def announce(socket, changed: list[dict]) -> None:
 
 
 @server.on("hello")
-async def hello(socket, data: bytes):
+async def hello(socket: Socket, data: bytes) -> None:
     name = clean_name(data) or "guest-" + socket.id[:4]
     changed = await call("hello", socket.id, name)
     socket.emit("welcome", {"id": socket.id, "name": name, "rooms": await call("room_list")})
@@ -160,12 +161,12 @@ async def hello(socket, data: bytes):
 
 
 @server.on("rooms")
-async def rooms(socket, data: bytes):
+async def rooms(socket: Socket, data: bytes) -> None:
     socket.emit("rooms", await call("room_list"))
 
 
 @server.on("join")
-async def join(socket, data: bytes):
+async def join(socket: Socket, data: bytes) -> None:
     room = clean_room(data)
     if room is None:
         return notice(socket, f"a room name is 1-{MAX_ROOM} characters and does not start with __")
@@ -176,7 +177,7 @@ async def join(socket, data: bytes):
 
 
 @server.on("leave")
-async def leave(socket, data: bytes):
+async def leave(socket: Socket, data: bytes) -> None:
     room = clean_room(data)
     if room is None or not socket.in_room(room):
         return
@@ -187,14 +188,14 @@ async def leave(socket, data: bytes):
 
 
 @server.on("who")
-async def who(socket, data: bytes):
+async def who(socket: Socket, data: bytes) -> None:
     room = clean_room(data)
     if room is not None:
         socket.emit("members", await call("members", room))
 
 
 @server.on("message")
-async def message(socket, data: bytes):
+async def message(socket: Socket, data: bytes) -> None:
     try:
         msg = json.loads(data)
         room, text = clean_room(msg["room"]), str(msg["text"]).strip()
@@ -211,10 +212,10 @@ async def message(socket, data: bytes):
 
 
 @server.on_connect
-async def arrived(socket):
+async def arrived(socket: Socket) -> None:
     socket.emit("rooms", await call("room_list"))
 
 
 @server.on_disconnect
-async def gone(socket):
+async def gone(socket: Socket) -> None:
     await announce(socket, await call("drop", socket.id))

@@ -1,14 +1,18 @@
-"""Redis multihome: independent sacsock servers (each with its own Ray) share rooms through Redis.
+"""Multihome: independent sacsock servers (each with its own Ray) share rooms through a bridge.
 
     redis-server --port 6379 &
     INSTANCE=one sacsock serve app:server --static static --port 8081 --redis redis://127.0.0.1:6379/0
     INSTANCE=two sacsock serve app:server --static static --port 8082 --redis redis://127.0.0.1:6379/0
 
+The bridge is chosen by flag: ``--redis URL`` or ``--mongo URL`` (the same on every
+instance of the group; both at once work too). This module does not know which one
+carries its casts.
+
 Open http://127.0.0.1:8081/ and http://127.0.0.1:8082/: a message sent in a room on one
 server reaches the members of that room on every server of the group, and so do broadcasts
 and direct messages (a socketcast is a roomcast to ``__socket_id:<id>``, so it crosses
-servers too). Go Sacrificial-Socket servers using ``ssredis`` with the same Redis and
-server group join the same conversation.
+servers too). Go Sacrificial-Socket servers using ``ssredis`` / ``ssmongo`` with the same
+Redis / MongoDB and server group join the same conversation.
 
 Events from the browser (static/app.js):
 

@@ -1,4 +1,4 @@
-// The chat page: talks to examples/chat/app.py through the sacsock client (/sacsock.js).
+// The chat page: talks to sacsock_actors/demo/app.py through the sacsock client (/sacsock.js).
 (function () {
   'use strict';
 

@@ -1,4 +1,4 @@
-// The redis-multihome page: talks to examples/redis-multihome/app.py through /sacsock.js.
+// The multihome page: talks to examples/multihome/app.py through /sacsock.js.
 (function () {
   'use strict';
   const $ = (id) => document.getElementById(id);

@@ -1,13 +1,7 @@
-"""The chat example's Directory (plain Python, no Ray). Run: pytest examples/chat"""
+"""The chat demo's Directory and input checks (plain Python, no Ray)."""
 
-import importlib.util
-from pathlib import Path
-
-# Loaded under its own name: other examples have an app.py too.
-_spec = importlib.util.spec_from_file_location("chat_example_app", Path(__file__).with_name("app.py"))
-chat = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(chat)
-DEFAULT_ROOMS, Directory, clean_room = chat.DEFAULT_ROOMS, chat.Directory, chat.clean_room
+from sacsock_actors.demo import STATIC_DIR
+from sacsock_actors.demo.app import DEFAULT_ROOMS, Directory, clean_room
 
 
 def test_join_leave_and_versions():
@@ -53,3 +47,14 @@ def test_reserved_and_bad_room_names_are_refused():
     assert clean_room(b"__socket_id:AAAA") is None
     assert clean_room(b"") is None
     assert clean_room("x" * 41) is None
+
+
+def test_the_page_and_every_asset_it_links_ship_in_the_package():
+    import re
+
+    page = (STATIC_DIR / "index.html").read_text()
+    linked = set(re.findall(r'(?:src|href)="([^"/:][^":]*)"', page))
+    assert linked == {"style.css", "chat.js"}
+    for name in linked:
+        assert (STATIC_DIR / name).stat().st_size > 0, name
+    assert '"/sacsock.js"' in page  # the client comes from the server, not the demo folder
