@@ -145,3 +145,15 @@ async def test_a_watch_is_answered_and_a_shard_restart_forgets_it():
     await a.close()
     await b.close()
     await cluster.stop()
+
+
+async def test_socket_id_tags_stay_put_when_a_gateway_is_drained():
+    cluster = Cluster()
+    await cluster.start()
+    gw1 = cluster.gateways["gw-1"]
+    assert gw1.links.socket_tag == 1 and gw1.links.gateway_for_tag(0) == "gw-0"
+    await gw1.set_gateways({"gw-1": cluster.handles["gw-1"]})  # gw-0 drained
+    assert gw1.links.socket_tag == 1, "ids already handed out must keep routing here"
+    assert gw1.links.gateway_for_tag(0) == "gw-0" and gw1.links.other_gateways() == []
+    assert gw1.links.gateway_for_tag(5) is None
+    await cluster.stop()
