@@ -274,7 +274,7 @@ class Endpoint:
         (up to ``timeout`` s) until the sockets' send buffers empty, then close them all
         with 1001. Returns how many sockets were open."""
         self.draining = True
-        self.hub.flush()
+        self.flush()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout, 0.0)
         while loop.time() < deadline and any(
@@ -282,7 +282,7 @@ class Endpoint:
                           and s.transport.get_write_buffer_size() > 0)
             for s in self.hub.sessions.values()
         ):
-            self.hub.flush()
+            self.flush()
             await asyncio.sleep(0.02)
         return await self.close_all(WSCloseCode.GOING_AWAY)
 
