@@ -68,7 +68,8 @@ class _Links:
             try:
                 return await apply(batch)
             finally:  # applied (or failed): sockets held by these joins may go on
-                self._gw.hub.joins_confirmed(batch)
+                if self._gw.hub is not None:
+                    self._gw.hub.joins_confirmed(batch)
 
         return Outbox(
             send,

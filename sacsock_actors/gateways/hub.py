@@ -231,6 +231,7 @@ class Hub:
         self.stats["roomcasts"] += 1
         if publish:
             self.links.to_bridges(Publish(room, frame))
+        targets: Iterable[str] | None
         if room.startswith(SOCKET_ID_ROOM_PREFIX):
             if local:
                 return
@@ -264,7 +265,7 @@ class Hub:
             self.watched.move_to_end(room)
             return entry[1]
         if not self.links.other_gateways():  # alone: nobody to ask about
-            return ()
+            return frozenset()
         self._watch_seq += 1
         self.watched[room] = (self._watch_seq, None)
         n = self.links.shard_count
@@ -299,30 +300,29 @@ class Hub:
         """Apply a batch of ops sent by shards, gateways, bridges or the driver."""
         self.stats["ops_in"] += len(ops)
         for op in ops:
-            kind = type(op)
-            if kind is Deliver:
+            if type(op) is Deliver:
                 self._deliver(self.members(op.room), op.wire)
-            elif kind is DeliverAll:
+            elif type(op) is DeliverAll:
                 self._deliver(self.sessions.values(), op.wire)
-            elif kind is Holders:
+            elif type(op) is Holders:
                 if op.room in self.rooms:
                     self.holders[op.room] = frozenset(op.gateways) - {self.links.gateway_id}
                 else:
                     entry = self.watched.get(op.room)
                     if entry is not None and entry[1] is not None:  # answered: keep it current
                         self.watched[op.room] = (entry[0], frozenset(op.gateways) - {self.links.gateway_id})
-            elif kind is Watched:
+            elif type(op) is Watched:
                 entry = self.watched.get(op.room)
                 if entry is not None and entry[0] == op.seq:  # the answer to our latest Watch
                     self.watched[op.room] = (op.seq, frozenset(op.gateways) - {self.links.gateway_id})
                     self.stats["watches_answered"] += 1
-            elif kind is StartRoomcast:
+            elif type(op) is StartRoomcast:
                 self.roomcast(op.room, op.frame, publish=op.publish)
-            elif kind is StartBroadcast:
+            elif type(op) is StartBroadcast:
                 self.broadcast(op.frame, publish=op.publish)
             else:
                 self.stats["unknown_ops"] += 1
-                log.warning("gateway %s: unknown op %r dropped", self.links.gateway_id, kind.__name__)
+                log.warning("gateway %s: unknown op %r dropped", self.links.gateway_id, type(op).__name__)
 
     # ---- writing ---------------------------------------------------------------------------
 

@@ -62,22 +62,23 @@ class RoomShardActor:
         changed: set[str] = set()
         joined = False
         for op in ops:
-            kind = type(op)
-            if kind is Join:
+            if type(op) is Join:
                 if table.add(op.room, gateway_id):
                     changed.add(op.room)
                     joined = True
-            elif kind is Leave:
+            elif type(op) is Leave:
                 if table.remove(op.room, gateway_id):
                     changed.add(op.room)
-            elif kind is Watch:
+            elif type(op) is Watch:
                 table.watch(op.room, gateway_id)
                 self._send(gateway_id, Watched(op.room, tuple(table.gateways(op.room)), op.seq))
-            elif kind is Unwatch:
+            elif type(op) is Unwatch:
                 table.unwatch(op.room, gateway_id)
             else:
                 self.unknown += 1
-                log.warning("shard %d: unknown op %r from %s dropped", self.index, kind.__name__, gateway_id)
+                log.warning(
+                    "shard %d: unknown op %r from %s dropped", self.index, type(op).__name__, gateway_id
+                )
         told = self._tell_peers(changed)
         told.discard(gateway_id)
         if joined and told:
