@@ -70,7 +70,7 @@ class Net:
     async def start(self) -> None:
         for shard in self.shards:
             for gid in self.ids:
-                await shard.hello(gid, GatewayHandle(self, gid), [], True)
+                await shard.hello(gid, GatewayHandle(self, gid), [], tuple(self.ids), True)
 
     async def settle(self) -> None:
         """Deliver queued ops until nothing moves (shard answers included)."""

@@ -17,6 +17,7 @@ from .errors import (
     EncodeError,
     InvalidEventName,
     InvalidRoomName,
+    LimitExceeded,
     NotServingError,
     SacSockError,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "EncodeError",
     "InvalidEventName",
     "InvalidRoomName",
+    "LimitExceeded",
     "NotServingError",
     "SacSockError",
     "ServerOptions",

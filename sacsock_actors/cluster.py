@@ -137,6 +137,7 @@ class ClusterRuntime:
         self._stop = threading.Event()
         self._caster = DriverCaster(rayio.Failover(list(self.gateways.values()), "driver casts"))
         self._supervisor: threading.Thread | None = None
+        self.purged: set[str] = set()  # gateways gone for good (see _supervise)
 
     def _make_gateway(self, gid: str, placement: Placement) -> Any:
         config = GatewayConfig(
@@ -177,14 +178,38 @@ class ClusterRuntime:
         rayio.call_all(list(self.gateways.values()), "set_bridges", self.bridges, timeout=timeout)
 
     def _supervise(self) -> None:
-        """Restart a gateway's listener, or a bridge, after Ray restarted its process."""
+        """Restart a gateway's listener, or a bridge, after Ray restarted its process; purge
+        a gateway that is gone for good."""
+        died: set[str] = set()  # gateways whose last call failed with ActorDiedError
         while not self._stop.wait(1.0):
-            gateways = list(self.gateways.values())
-            answers = rayio.call_each(gateways, "start", self.gateways, list(self.bridges))
-            answers += rayio.call_each(list(self.bridges), "start")
-            for answer in answers:
-                if isinstance(answer, dict) and "error" in answer:  # restarting; next round
-                    log.debug("actor not ready: %s", answer["error"])
+            live = {gid: g for gid, g in self.gateways.items() if gid not in self.purged}
+            calls: list[tuple[str | None, Any]] = [
+                (gid, rayio.remote(g, "start", live, list(self.bridges))) for gid, g in live.items()
+            ]
+            calls += [(None, rayio.remote(b, "start")) for b in self.bridges]
+            for gid, call in calls:
+                try:
+                    rayio.get(call, timeout=30)
+                    died.discard(gid or "")
+                except rayio.ActorDiedError as exc:
+                    # A call in flight when a restartable actor dies fails too, but calls
+                    # made after that wait for the restart: two failed rounds in a row mean
+                    # it is not coming back.
+                    if gid is not None and gid in died:
+                        self._purge(gid)
+                    elif gid is not None:
+                        died.add(gid)
+                    log.debug("actor died: %r", exc)
+                except Exception as exc:  # noqa: BLE001 - a restarting actor; next round
+                    log.debug("actor not ready: %r", exc)
+
+    def _purge(self, gid: str) -> None:
+        """Tell every shard and live gateway that gateway ``gid`` is gone for good."""
+        self.purged.add(gid)
+        log.warning("gateway %s is gone for good; purged from the shards and its peers", gid)
+        rayio.call_each(list(self.shards), "drop_gateway", gid)
+        live = [g for other, g in self.gateways.items() if other not in self.purged]
+        rayio.call_each(live, "drop_peer", gid)
 
     def cast(self, op: Op) -> None:
         """A cast from the driver, routed by the first gateway as if it started there."""
@@ -288,8 +313,7 @@ class DriverCaster:
 
     def set_gateways(self, gateways: list[Any]) -> None:
         """Send to these gateways from now on (others are being drained)."""
-        with self._lock:
-            self._failover = rayio.Failover(gateways, "driver casts")
+        self._failover.set_handles(gateways)
 
     def put(self, op: Op) -> None:
         with self._lock:

@@ -25,3 +25,8 @@ class ConfigError(SacSockError, ValueError):
 
 class NotServingError(SacSockError, RuntimeError):
     """A server-level cast or shutdown was called while the server is not serving."""
+
+
+class LimitExceeded(SacSockError, ValueError):
+    """A socket went past a server limit (room name length, rooms per socket). Raised in
+    the handler; the gateway then closes that socket with 1008 and counts it."""

@@ -62,6 +62,23 @@ class ServerOptions:
       plain handler runs in the pool). See ``sacsock_actors.gateways.dispatch``.
     - ``access_log``: one log line per HTTP request (upgrades included) through Ray's log
       pipeline; off by default (it does not scale to many connections).
+
+    Limits on what one client can make a gateway do (a socket that breaks one is closed
+    with 1008, policy violation, and counted in ``stats()``; None turns a limit off):
+
+    - ``max_event_name``: longest inbound event name, in characters.
+    - ``max_room_name``: longest room name a socket may join, in characters
+      (``Socket.join`` raises ``LimitExceeded``; the socket is then closed).
+    - ``max_rooms_per_socket``: rooms one socket may be in, its id room not counted.
+    - ``max_messages_per_second``: inbound messages per socket per second (bursts of up to
+      one second's worth).
+    - ``handshake_timeout``: seconds a connection has to send a complete upgrade (or any
+      HTTP) request; ``max_pending_upgrades``: connections per gateway that may be waiting
+      to do so. Slower or further ones are aborted.
+    - ``check_utf8``: text frames must be valid UTF-8 (RFC 6455), else close 1007.
+      Unmasked client frames always close the connection (1002).
+    - ``error_log_burst``: handler errors logged with a traceback per handler per minute;
+      the rest are only counted (``handler_errors``, ``log_lines_suppressed``).
     """
 
     allowed_origins: tuple[str, ...] = ()
@@ -74,6 +91,14 @@ class ServerOptions:
     handler_threads: int = 16
     blocking_threshold: float | None = 0.01
     access_log: bool = False
+    max_event_name: int | None = 256
+    max_room_name: int | None = 256
+    max_rooms_per_socket: int | None = 1000
+    max_messages_per_second: float | None = 5000.0
+    handshake_timeout: float = 10.0
+    max_pending_upgrades: int = 256
+    check_utf8: bool = True
+    error_log_burst: int = 5
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, str):
@@ -87,6 +112,21 @@ class ServerOptions:
             raise ConfigError("heartbeat must be a positive number of seconds or None")
         if self.blocking_threshold is not None and not self.blocking_threshold > 0:
             raise ConfigError("blocking_threshold must be a positive number of seconds or None")
+        for name in ("max_event_name", "max_room_name", "max_rooms_per_socket"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive int or None, got {value!r}")
+        rate = self.max_messages_per_second
+        if rate is not None and not (isinstance(rate, (int, float)) and rate > 0):
+            raise ConfigError(f"max_messages_per_second must be a positive number or None, got {rate!r}")
+        if not (isinstance(self.handshake_timeout, (int, float)) and self.handshake_timeout > 0):
+            raise ConfigError(
+                f"handshake_timeout must be a positive number of seconds, got {self.handshake_timeout!r}"
+            )
+        for name in ("max_pending_upgrades", "error_log_burst"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
         if self.slow_consumer_grace < 0:
             raise ConfigError("slow_consumer_grace must be >= 0 seconds")
 

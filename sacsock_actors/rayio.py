@@ -53,7 +53,7 @@ def node_id() -> str:
 
 
 def node_ip() -> str:
-    """The address of the Ray node this code runs on."""
+    """The IP address of the Ray node this code runs on."""
     return ray.util.get_node_ip_address()
 
 
@@ -83,6 +83,13 @@ class Failover:
         self.current = 0
         self.what = what
 
+    def set_handles(self, handles: list[Any]) -> None:
+        """Use these actors from now on (the first one first)."""
+        if not handles:
+            raise ValueError("Failover needs at least one actor handle")
+        self.handles = list(handles)
+        self.current = 0
+
     def _next(self, exc: BaseException) -> None:
         log.warning("%s: actor unavailable (%r); trying the next", self.what, exc)
         self.current = (self.current + 1) % len(self.handles)
@@ -92,7 +99,8 @@ class Failover:
         last: BaseException | None = None
         for _ in range(len(self.handles)):
             try:
-                return await getattr(self.handles[self.current], method).remote(*args)
+                handle = self.handles[self.current % len(self.handles)]
+                return await getattr(handle, method).remote(*args)
             except Exception as exc:  # noqa: BLE001 - down: the next one
                 last = exc
                 self._next(exc)
@@ -104,7 +112,8 @@ class Failover:
         last: BaseException | None = None
         for _ in range(len(self.handles)):
             try:
-                return ray.get(getattr(self.handles[self.current], method).remote(*args), timeout=timeout)
+                handle = self.handles[self.current % len(self.handles)]
+                return ray.get(getattr(handle, method).remote(*args), timeout=timeout)
             except ray.exceptions.GetTimeoutError:
                 raise
             except Exception as exc:  # noqa: BLE001 - down: the next one
@@ -164,6 +173,19 @@ def call_each(handles: list[Any], method: str, *args: Any, timeout: float = 30.0
         except Exception as exc:  # noqa: BLE001 - reported in place
             out.append({"error": repr(exc)})
     return out
+
+
+ActorDiedError = ray.exceptions.ActorDiedError
+
+
+def remote(handle: Any, method: str, *args: Any) -> Any:
+    """Start ``handle.method(*args)``; returns its object ref (see :func:`get`)."""
+    return getattr(handle, method).remote(*args)
+
+
+def get(ref: Any, timeout: float) -> Any:
+    """The result of one remote call started with :func:`remote`."""
+    return ray.get(ref, timeout=timeout)
 
 
 def kill(handle: Any) -> None:

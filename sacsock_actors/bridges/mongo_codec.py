@@ -1,4 +1,4 @@
-"""The documents of the MongoDB bridge, exactly as Go ``ssmongo`` writes them (PROTOCOL.md 6).
+"""The documents of the MongoDB bridge, exactly as Go ``ssmongo`` writes them (docs/protocol.md).
 
 Pure: no ``pymongo``/``bson`` import. Documents are plain dicts; pymongo stores ``bytes`` as
 BSON binary subtype 0 and ``str`` as a BSON string, and reads them back the same way, so

@@ -103,6 +103,15 @@ class _Links:
     def gateway_for_tag(self, tag: int) -> str | None:
         return self._by_tag[tag] if tag < len(self._by_tag) else None
 
+    def gateway_ids(self) -> tuple[str, ...]:
+        """Every gateway of the cluster this one knows, itself included."""
+        return tuple(self._gateway_out)
+
+    def drop_gateway(self, gateway_id: str) -> None:
+        """Stop sending to a gateway that is gone for good."""
+        self._gateway_out.pop(gateway_id, None)
+        self._others = [g for g in self._others if g != gateway_id]
+
     def to_shard(self, index: int, op: Op) -> None:
         self._shard_out[index].put(op)
 
@@ -158,17 +167,18 @@ class GatewayActor:
         self.links = _Links(self, cfg, self.rt)
         self.links.set_gateways(gateways)
         self.links.set_bridges(bridges)
-        opts = self.spec.options
         self.hub = Hub(self.links)
         self.endpoint = Endpoint(self.spec, self.hub, cfg.path)
         me = self.rt.me()
         for i in range(self.links.shard_count):
-            epoch = await self.rt.call(self.links.shard(i), "hello", cfg.gateway_id, me, [], True)
-            self.shard_epoch(i, epoch)
+            known = self.links.gateway_ids()
+            hello = self.rt.call(self.links.shard(i), "hello", cfg.gateway_id, me, [], known, True)
+            self.shard_epoch(i, await hello)
         # access logs (one line per request, upgrades included) only when asked for
-        access: dict[str, Any] = {} if opts.access_log else {"access_log": None}
+        access: dict[str, Any] = {} if self.spec.options.access_log else {"access_log": None}
         self.runner = web.AppRunner(self.endpoint.make_app(), handle_signals=False, **access)
         await self.runner.setup()
+        self.endpoint.install(self.runner)
         host = self.rt.node_ip() if cfg.host == NODE_HOST else cfg.host
         site = web.TCPSite(self.runner, host, cfg.port, reuse_port=True)
         await site.start()
@@ -214,6 +224,23 @@ class GatewayActor:
         out["ray_calls_out"] = sum(o.calls for o in self.links.outboxes())
         out["ray_ops_out"] = sum(o.items_sent for o in self.links.outboxes())
         return out
+
+    async def drop_peer(self, gateway_id: str) -> None:
+        """A peer gateway is gone for good (the driver's supervisor saw it die): no more
+        casts to it, and no room lists it as a holder here."""
+        if self.links is None or self.hub is None:
+            return
+        self.links.drop_gateway(gateway_id)
+        for room, holders in list(self.hub.holders.items()):
+            if gateway_id in holders:
+                self.hub.holders[room] = holders - {gateway_id}
+
+    async def holders(self, room: str) -> list[str] | None:
+        """The other gateways this one was told hold ``room`` (None: not known here, so
+        casts to it go to every gateway). For tests and operators."""
+        if self.hub is None or room not in self.hub.holders:
+            return None
+        return sorted(self.hub.holders[room])
 
     async def socket_ids(self) -> list[str]:
         return [] if self.hub is None else list(self.hub.sessions)
@@ -269,7 +296,9 @@ class GatewayActor:
         rooms = self.hub.rooms_for_shard(index)
         try:
             shard = self.links.shard(index)
-            epoch = await self.rt.call(shard, "hello", self.config.gateway_id, self.rt.me(), rooms)
+            epoch = await self.rt.call(
+                shard, "hello", self.config.gateway_id, self.rt.me(), rooms, self.links.gateway_ids()
+            )
         except Exception as exc:  # noqa: BLE001 - retried at the next ping
             log.warning("resync of shard %d failed: %r", index, exc)
             self._epochs.pop(index, None)

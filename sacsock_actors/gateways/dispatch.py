@@ -28,6 +28,7 @@ import asyncio
 import functools
 import logging
 import resource
+import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -35,6 +36,8 @@ from concurrent.futures import Executor
 from typing import Any
 
 from ..app import AppSpec, Blocking, Handler, is_async
+from ..errors import LimitExceeded
+from ..limits import LogLimiter
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,8 @@ class Dispatcher:
         self.pool = pool
         self.stats = stats
         self.threshold = spec.options.blocking_threshold
+        # a client must not be able to fill the disk: a handler's repeated errors are counted
+        self._logs = LogLimiter(burst=spec.options.error_log_burst, window=60.0)
         hooks = [*spec.handlers.values(), spec.on_connect, spec.on_disconnect]
         # keyed by id: the spec keeps the handlers alive; callable objects need not hash
         self._async = {id(fn) for fn in hooks if fn is not None and is_async(fn)}
@@ -187,9 +192,21 @@ class Dispatcher:
                     _name(fn), took * 1000)
 
     def failed(self, fn: Handler, exc: BaseException | None = None) -> None:
-        """Count and log a handler's exception; the socket stays open."""
-        self.stats["handler_errors"] += 1
-        log.error("handler %s raised; the socket stays open", _name(fn), exc_info=exc or True)
+        """Count and log a handler's exception (at most ``error_log_burst`` tracebacks per
+        handler a minute); the socket stays open. A LimitExceeded (Socket.join past a
+        limit, which closed that socket with 1008) is counted apart, without a traceback."""
+        exc = exc if exc is not None else sys.exc_info()[1]
+        limit = isinstance(exc, LimitExceeded)
+        self.stats["limits_exceeded" if limit else "handler_errors"] += 1
+        dropped = self._logs.allow(f"limit:{_name(fn)}" if limit else _name(fn))
+        if dropped is None:
+            self.stats["log_lines_suppressed"] += 1
+            return
+        more = f" ({dropped} similar lines not logged)" if dropped else ""
+        if limit:
+            log.info("handler %s: %s; the socket is closed (1008)%s", _name(fn), exc, more)
+        else:
+            log.error("handler %s raised; the socket stays open%s", _name(fn), more, exc_info=exc)
 
 
 def _name(fn: Callable[..., Any]) -> str:

@@ -15,6 +15,7 @@ import asyncio
 import inspect
 import logging
 import mimetypes
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,9 +26,12 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..app import AppSpec
+from ..limits import LIMIT_CLOSE_CODE, LogLimiter, TokenBucket
 from ..protocol import parse_inbound
 from .dispatch import Dispatcher
+from .guard import HandshakeGuard, MaskGuard
 from .hub import Hub
+from .rfc6455 import INVALID_TEXT, valid_utf8
 from .session import Session
 from .socket import Socket
 
@@ -68,11 +72,30 @@ class Endpoint:
         self.dispatch = Dispatcher(spec, self.pool, hub.stats)
         #: set by drain(): /healthz answers 503 and upgrades are refused
         self.draining = False
+        opts = spec.options
+        self.guard = HandshakeGuard(opts.handshake_timeout, opts.max_pending_upgrades, hub.stats)
+        # a client must not be able to fill the disk: repeated log lines are only counted
+        self._logs = LogLimiter(burst=opts.error_log_burst, window=60.0)
+
+    def install(self, runner: web.AppRunner) -> None:
+        """Hook the handshake guard into the runner's server (after ``runner.setup()``)."""
+        assert runner.server is not None, "runner.setup() first"
+        self.guard.install(runner.server)
+
+    def _log(self, key: str, level: int, msg: str, *args: Any) -> None:
+        """Log unless ``key`` was logged too often lately (then only counted)."""
+        dropped = self._logs.allow(key)
+        if dropped is None:
+            self.hub.stats["log_lines_suppressed"] += 1
+            return
+        if dropped:
+            msg += f" ({dropped} similar lines not logged)"
+        log.log(level, msg, *args)
 
     def make_app(self) -> web.Application:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        app = web.Application()
+        app = web.Application(middlewares=[self.guard.middleware])
         app.router.add_get(self.path, self.websocket)
         app.router.add_get(CLIENT_JS_PATH, self._client_js)
         app.router.add_get(HEALTH_PATH, self._health)
@@ -112,10 +135,12 @@ class Endpoint:
         if self.draining:  # a load balancer retries another gateway on 503
             self.hub.stats["refused_draining"] += 1
             return web.Response(status=503, text="draining\n", headers={"Retry-After": "1"})
-        origin = request.headers.get("Origin")
-        if not self.options.origin_allowed(origin, request.host):
+        origins = request.headers.getall("Origin", ())
+        origin = origins[0] if origins else None
+        if len(origins) > 1 or not self.options.origin_allowed(origin, request.host):
             self.hub.stats["rejected_origin"] += 1
-            log.info("upgrade refused: origin %r does not match host %r", origin, request.host)
+            self._log("origin", logging.INFO, "upgrade refused: origin %r does not match host %r",
+                      origins if len(origins) > 1 else origin, request.host)
             return web.Response(status=403, text="origin not allowed\n")
         ws = web.WebSocketResponse(
             protocols=("sac-sock",),
@@ -125,11 +150,19 @@ class Endpoint:
             **_RAW_TEXT,
         )
         await ws.prepare(request)
+        stats = self.hub.stats
+        MaskGuard.install(request, lambda: stats.update(("unmasked_frames",)))
         session = Session(self.hub.new_socket_id(), ws, request.transport)
         assert self._loop is not None
-        socket = Socket(session, self.hub, self)
+        socket = Socket(session, self.hub, self, self.options)
         session.socket = socket
         self.hub.attach(session)
+        opts = self.options
+        max_event = opts.max_event_name or sys.maxsize
+        check_utf8 = opts.check_utf8
+        rate = opts.max_messages_per_second
+        bucket = TokenBucket(rate, max(1.0, rate)) if rate is not None else None
+        close_code: int = WSCloseCode.OK
         try:
             dispatch = self.dispatch
             if self.spec.on_connect is not None:
@@ -138,25 +171,40 @@ class Endpoint:
             # (~0.3 KiB) alive per connected socket.
             handlers = self.spec.handlers
             async_events, inline_events = dispatch.async_events, dispatch.inline_events
-            stats = self.hub.stats
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
                     data = msg.data
-                    raw: bytes = data if type(data) is bytes else data.encode("utf-8")
+                    if type(data) is bytes:
+                        raw: bytes = data
+                        if check_utf8 and not valid_utf8(raw):  # RFC 6455 section 8.1
+                            stats["invalid_utf8"] += 1
+                            close_code = INVALID_TEXT
+                            break
+                    else:
+                        raw = data.encode("utf-8")
                 elif msg.type is WSMsgType.BINARY:
                     raw = msg.data
                 elif msg.type is WSMsgType.ERROR:
                     stats["read_errors"] += 1
-                    log.info("socket %s: %s (close code %s)", session.id, msg.data, ws.close_code)
+                    self._log("read_error", logging.INFO, "socket %s: %s (close code %s)",
+                              session.id, msg.data, ws.close_code)
                     break
                 else:
                     continue
                 stats["messages_in"] += 1
+                if bucket is not None and not bucket.take():
+                    stats["rate_limited"] += 1
+                    close_code = LIMIT_CLOSE_CODE
+                    break
                 inbound = parse_inbound(raw)
                 if inbound is None:
                     stats["ignored_frames"] += 1
                     log.debug("socket %s: frame without event name ignored", session.id)
                     continue
+                if len(inbound.event) > max_event:
+                    stats["event_name_too_long"] += 1
+                    close_code = LIMIT_CLOSE_CODE
+                    break
                 handler = handlers.get(inbound.event)
                 if handler is None:
                     stats["unknown_events"] += 1
@@ -175,7 +223,7 @@ class Endpoint:
                 if session.closed:
                     break
         finally:
-            await self._finish(session, WSCloseCode.OK)
+            await self._finish(session, close_code)
         return ws
 
     # ---- the loop: the one way onto it, and writing ---------------------------------------

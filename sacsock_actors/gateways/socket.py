@@ -15,9 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import LimitExceeded
+from ..limits import LIMIT_CLOSE_CODE
 from ..protocol import check_room, encode, socket_room
 
 if TYPE_CHECKING:
+    from ..options import ServerOptions
     from .hub import Hub
     from .session import Session
 
@@ -32,9 +35,10 @@ class Loop(Protocol):
 class Socket:
     """One client connection. Obtain it as the first argument of a handler."""
 
-    __slots__ = ("_session", "_hub", "_loop", "_rooms")
+    __slots__ = ("_session", "_hub", "_loop", "_rooms", "_options")
 
-    def __init__(self, session: Session, hub: Hub, loop: Loop) -> None:
+    def __init__(self, session: Session, hub: Hub, loop: Loop, options: ServerOptions | None = None) -> None:
+        self._options = options  # its limits (max_room_name, max_rooms_per_socket)
         self._session = session
         self._hub = hub
         self._loop = loop
@@ -50,8 +54,17 @@ class Socket:
         self._loop.call(self._hub.emit, self._session, encode(event, data))
 
     def join(self, room: str) -> None:
-        """Join ``room`` (created if needed). ``in_room(room)`` is True at once."""
+        """Join ``room`` (created if needed). ``in_room(room)`` is True at once.
+
+        Raises LimitExceeded past ``max_room_name`` or ``max_rooms_per_socket`` (the
+        gateway then closes this socket with 1008)."""
         check_room(room)
+        if self._options is not None:
+            try:
+                _check_join_limits(self._options, self._rooms or {socket_room(self.id)}, room)
+            except LimitExceeded:
+                self._loop.call(self._loop.close_session, self._session, LIMIT_CLOSE_CODE)
+                raise
         if not self._session.closed:
             self._view().add(room)
             self._loop.call(self._hub.join, self._session, room)
@@ -100,3 +113,14 @@ class Socket:
 
     def __repr__(self) -> str:
         return f"<Socket {self.id}>"
+
+
+def _check_join_limits(options: ServerOptions, rooms: set[str], room: str) -> None:
+    longest = options.max_room_name
+    if longest is not None and len(room) > longest:
+        raise LimitExceeded(
+            f"room name of {len(room)} characters is longer than max_room_name={longest}"
+        )
+    most = options.max_rooms_per_socket
+    if most is not None and len(rooms) > most and room not in rooms:  # rooms has the id room
+        raise LimitExceeded(f"socket is already in max_rooms_per_socket={most} rooms")

@@ -10,6 +10,7 @@ import pytest
 import ray
 from chat_app import build
 from sacclient import SacClient
+from waits import gateway_of, holders_known, until
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +34,11 @@ async def clients_on_two_gateways(served, per_gateway: int = 2) -> dict[int, lis
         await c.close()
     assert len(by_pid) == 2, "SO_REUSEPORT should spread connections over both gateways"
     return by_pid
+
+
+def gateway_ids(served, groups) -> list[str]:
+    """Gateway ids of the groups of clients_on_two_gateways, in the same order."""
+    return [gateway_of(served, pid) for pid in groups]
 
 
 def delta(before: dict, after: dict, counter: str) -> int:
@@ -71,7 +77,8 @@ async def test_roomcast_broadcast_socketcast_cross_gateways(two):
     (b, b_id), (b2, _) = list(groups.values())[1]
     await a.call("join", "x-room")
     await b.call("join", "x-room")
-    await asyncio.sleep(0.5)  # let the shard tell both gateways about each other
+    ga, gb = gateway_ids(two, groups)
+    await holders_known(two.server, "x-room", {ga: {gb}, gb: {ga}})  # the shard told both
     await a.emit("roomcast", json.dumps({"room": "x-room", "event": "rc", "data": "from a"}))
     for c in (a, b):
         assert (await c.recv_event("rc")).text == "from a"
@@ -94,7 +101,7 @@ async def test_room_on_one_gateway_only_never_crosses_ray(two):
     groups = await clients_on_two_gateways(two, per_gateway=1)
     (a, _), = list(groups.values())[0]
     await a.call("join", "solo-room")
-    await asyncio.sleep(0.5)
+    await holders_known(two.server, "solo-room", {gateway_ids(two, groups)[0]: set()})
     before = two.server.stats()
     for i in range(20):
         await a.emit("roomcast", json.dumps({"room": "solo-room", "event": "s", "data": i}))
@@ -111,7 +118,7 @@ async def test_casts_are_batched_per_ray_call_and_keep_order(two):
     (a, _), = list(groups.values())[0]
     (b, _), = list(groups.values())[1]
     await b.call("join", "burst-room")
-    await asyncio.sleep(0.5)
+    await holders_known(two.server, "burst-room", {gateway_ids(two, groups)[1]: set()})
     before = two.server.stats()
     await a.emit("burst", json.dumps({"room": "burst-room", "n": 300}))
     got = [(await b.recv_event("burst")).json for _ in range(300)]
@@ -129,7 +136,7 @@ async def test_order_holds_when_the_publisher_joins_mid_stream(two):
     (a, _), = list(groups.values())[0]
     (b, _), = list(groups.values())[1]
     await b.call("join", "order-room")
-    await asyncio.sleep(0.5)
+    await holders_known(two.server, "order-room", {gateway_ids(two, groups)[1]: set()})
     await a.emit("burst_join", json.dumps({"room": "order-room", "n": 400}))
     got = [(await b.recv_event("burst")).json for _ in range(400)]
     assert got == list(range(400))
@@ -143,7 +150,9 @@ async def test_one_publishers_casts_keep_their_order_across_rooms_and_broadcasts
     await a.call("join", "mix-1")
     for room in ("mix-1", "mix-2"):
         await b.call("join", room)
-    await asyncio.sleep(0.5)
+    ga, gb = gateway_ids(two, groups)
+    await holders_known(two.server, "mix-1", {ga: {gb}, gb: {ga}})
+    await holders_known(two.server, "mix-2", {gb: set()})
     await a.emit("mixed", json.dumps({"rooms": ["mix-1", "mix-2"], "n": 300}))
     got = [(await b.recv_event("m")).json for _ in range(300)]
     assert got == list(range(300))
@@ -183,22 +192,26 @@ async def test_shard_restart_rebuilds_from_gateways(serve):
     (a, _), = list(groups.values())[0]
     (b, _), = list(groups.values())[1]
     await b.call("join", "kept")
+    ga, gb = gateway_ids(served, groups)
     shard = served.server._runtime.shards[0]
     epoch = ray.get(shard.ping.remote())
     ray.kill(shard, no_restart=False)
-    for _ in range(300):  # wait for the restart and the gateways' resync
-        await asyncio.sleep(0.1)
+
+    def rebuilt() -> bool:  # restarted (new epoch) and resynced by the gateways
         try:
-            if ray.get(shard.ping.remote(), timeout=5) != epoch and ray.get(shard.stats.remote())["rooms"]:
-                break
+            return ray.get(shard.ping.remote(), timeout=5) != epoch and ray.get(shard.stats.remote())["rooms"]
         except Exception:  # noqa: BLE001 - restarting
-            continue
+            return False
+
+    await until(rebuilt, what="shard restarted and rebuilt")
     assert ray.get(shard.stats.remote())["rooms"] >= 1
     # the rebuilt shard still routes: b gets a's casts, and a room only a holds stays local
     await a.emit("roomcast", json.dumps({"room": "kept", "event": "after", "data": "restart"}))
     assert (await b.recv_event("after")).text == "restart"
     await a.call("join", "only-a")
-    await asyncio.sleep(0.5)
+    # the flake this replaces: a fixed 0.5 s was sometimes too short for the rebuilt shard's
+    # word that only a's gateway holds the room, so the cast went to every gateway
+    await holders_known(served.server, "only-a", {ga: set()})
     before = served.server.stats()
     await a.emit("roomcast", json.dumps({"room": "only-a", "event": "solo", "data": 1}))
     assert (await a.recv_event("solo")).json == 1
@@ -215,11 +228,11 @@ async def test_gateway_restart_serves_again(serve):
     ray.kill(gw, no_restart=False)
     assert await c.closed() is not None  # the process died with its sockets
     await c.close()
-    for _ in range(300):
-        await asyncio.sleep(0.1)
+    for _ in range(300):  # bounded: reconnect until the restarted gateway listens again
         try:
             c = await SacClient.connect(served.url)
         except (aiohttp.ClientError, OSError):
+            await asyncio.sleep(0.1)
             continue
         break
     else:

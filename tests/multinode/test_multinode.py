@@ -5,13 +5,13 @@ Runs in its own pytest process (its own Ray cluster), apart from the shared sess
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 import ray
 from ray.cluster_utils import Cluster
 from sacclient import SacClient, free_port
+from waits import holders_known
 
 from sacsock_actors import SocketServer
 from sacsock_actors.cluster import Placement
@@ -69,7 +69,8 @@ async def test_casts_cross_nodes(cluster):
         assert wa["node"] == nodes[0] and wb["node"] == nodes[1]
         await a.call("join", "lobby", reply="joined")
         await b.call("join", "lobby", reply="joined")
-        await asyncio.sleep(0.5)
+        g0, g1 = infos[0]["gateway_id"], infos[1]["gateway_id"]
+        await holders_known(server, "lobby", {g0: {g1}, g1: {g0}})
         await a.emit("cast", json.dumps({"kind": "room", "room": "lobby", "data": "room-x"}))
         for c in (a, b):
             assert (await c.recv_event("got")).text == "room-x"

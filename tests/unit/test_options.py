@@ -52,3 +52,45 @@ def test_bad_options_raise(kwargs):
 def test_unknown_option_lists_valid_ones():
     with pytest.raises(ConfigError, match="max_message_size"):
         options_from_kwargs(ServerOptions(), {"max_msg": 3})
+
+
+# ---- limits and connection defences (issue 12) ---------------------------------------------
+
+
+def test_limit_defaults_are_on():
+    o = ServerOptions()
+    assert o.max_event_name == 256 and o.max_room_name == 256
+    assert o.max_rooms_per_socket == 1000 and o.max_messages_per_second == 5000
+    assert o.handshake_timeout == 10 and o.max_pending_upgrades == 256
+    assert o.check_utf8 is True
+
+
+def test_limits_can_be_turned_off():
+    o = ServerOptions(max_event_name=None, max_room_name=None, max_rooms_per_socket=None,
+                      max_messages_per_second=None)
+    assert o.max_messages_per_second is None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_event_name": 0},
+        {"max_room_name": -1},
+        {"max_rooms_per_socket": 1.5},
+        {"max_messages_per_second": 0},
+        {"max_messages_per_second": "fast"},
+        {"handshake_timeout": 0},
+        {"max_pending_upgrades": 0},
+        {"error_log_burst": 0},
+    ],
+)
+def test_bad_limits_raise_config_error_naming_the_option(kwargs):
+    with pytest.raises(ConfigError, match=next(iter(kwargs))):
+        ServerOptions(**kwargs)
+
+
+@pytest.mark.parametrize("origin", ["", "null", "file://", "http://"])
+def test_origins_without_a_host_are_refused(origin):
+    assert not same_origin(origin, "example.com")
+    options = ServerOptions(allowed_origins=["https://app.example.com"])
+    assert not options.origin_allowed(origin, "example.com")

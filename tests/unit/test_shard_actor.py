@@ -65,7 +65,7 @@ def test_a_watch_is_answered_and_a_join_waits_until_the_watchers_were_told():
         shard = RoomShardActor(0, FakeRt({}))
         g0, g1, w = FakeGateway(), FakeGateway(), FakeGateway(delay=0.05)
         for gid, g in (("g0", g0), ("g1", g1), ("w", w)):
-            await shard.hello(gid, g, [], True)
+            await shard.hello(gid, g, [], ("g0", "g1", "w"), True)
         await shard.apply("g1", [Join("r")])
         await shard.apply("w", [Watch("r", 7)])
         await shard.flush()
@@ -79,7 +79,79 @@ def test_a_watch_is_answered_and_a_join_waits_until_the_watchers_were_told():
         await shard.flush()
         assert all(type(op) is not Holders or set(op.gateways) != {"g0"} for op in w.got), "unwatched"
         await shard.apply("w", [Watch("x", 8)])
-        await shard.hello("w", w, [], True)  # a new incarnation of w watches nothing
+        await shard.hello("w", w, [], (), True)  # a new incarnation of w watches nothing
         return await shard.stats()
 
     assert asyncio.run(go())["watches"] == 0
+
+
+def test_a_new_incarnation_tells_nobody_until_every_gateway_resynced():
+    """The first gateway to resync must not hear that it alone holds a room: it would stop
+    sending casts to the other holders (lost casts while a shard restarts)."""
+
+    async def go():
+        shard = RoomShardActor(0)
+        g0, g1, g2 = FakeGateway(), FakeGateway(), FakeGateway()
+        every = ("g0", "g1", "g2")
+        await shard.hello("g0", g0, ["r"], every)
+        await shard.hello("g1", g1, ["r"], every)
+        await shard.apply("g0", [Join("s")])
+        await asyncio.sleep(0.01)
+        assert g0.got == [] and g1.got == []  # g2 has not resynced yet
+        await shard.hello("g2", g2, [], every)
+        for out in shard.outboxes.values():
+            await out.flush()
+        for g in (g0, g1):
+            got = {op.room: set(op.gateways) for op in g.got}
+            assert got["r"] == {"g0", "g1"}
+        assert {op.room: set(op.gateways) for op in g0.got}["s"] == {"g0"}
+        assert g2.got == []  # holds nothing
+
+    asyncio.run(go())
+
+
+def test_a_gateway_that_never_resyncs_delays_the_rebuild_a_bounded_time(monkeypatch):
+    from sacsock_actors.rooms import actor
+
+    monkeypatch.setattr(actor, "REBUILD_SECONDS", 0.05)
+
+    async def go():
+        shard = RoomShardActor(0)
+        g0 = FakeGateway()
+        await shard.hello("g0", g0, ["r"], ("g0", "dead"))
+        assert shard.deferred is not None
+        await asyncio.sleep(0.2)
+        assert shard.deferred is None
+        await shard.outboxes["g0"].flush()
+        assert g0.got == [Holders("r", ("g0",))]
+
+    asyncio.run(go())
+
+
+def test_dropping_the_missing_gateway_completes_the_rebuild():
+    async def go():
+        shard = RoomShardActor(0)
+        g0 = FakeGateway()
+        await shard.hello("g0", g0, ["r"], ("g0", "dead"))
+        assert shard.deferred is not None
+        await shard.drop_gateway("dead")
+        assert shard.deferred is None
+
+    asyncio.run(go())
+
+
+def test_a_watch_made_while_rebuilding_is_answered_once_rebuilt():
+    async def go():
+        shard = RoomShardActor(0, FakeRt({}))
+        g0, w = FakeGateway(), FakeGateway()
+        every = ("g0", "w", "g2")
+        await shard.hello("g0", g0, ["r"], every)
+        await shard.hello("w", w, [], every)
+        await shard.apply("w", [Watch("r", 3)])
+        await shard.flush()
+        assert w.got == [], "the table is incomplete: no answer yet (w keeps casting to everyone)"
+        await shard.hello("g2", FakeGateway(), ["r"], every)
+        await shard.flush()
+        assert [op for op in w.got if type(op) is Watched] == [Watched("r", ("g0", "g2"), 3)]
+
+    asyncio.run(go())

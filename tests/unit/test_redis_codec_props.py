@@ -1,0 +1,83 @@
+"""Hypothesis properties of the Redis bridge codec."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sacsock_actors.bridges.base import Cast
+from sacsock_actors.bridges.redis_codec import (
+    REASONS,
+    InvalidMessage,
+    RedisCodec,
+    decode_message,
+    encode_cast,
+    mask_url,
+)
+
+names = st.text(min_size=1).filter(lambda e: "\x01" not in e and "\x02" not in e)
+json_texts = st.sampled_from([b"1", b"null", b'"x"', b'{"a":[1,2]}', b"[]", b"true"])
+
+
+@st.composite
+def casts(draw):
+    kind = draw(st.sampled_from("SBJ"))
+    if kind == "S":
+        payload = draw(st.text()).encode()
+    elif kind == "B":
+        payload = draw(st.binary())
+    else:
+        payload = draw(json_texts)
+    room = draw(st.one_of(st.none(), names))
+    return Cast(room, draw(names), kind, payload)
+
+
+@given(casts(), names)
+def test_round_trip(cast, server):
+    raw = encode_cast(cast, server)
+    t = decode_message(raw, roomcast=cast.room is not None)
+    assert t.cast == cast and t.server == server
+
+
+@given(casts(), names, names)
+def test_codec_drops_its_own_echo_only(cast, me, other):
+    mine, theirs = RedisCodec("g", me), RedisCodec("g", other)
+    channel, raw = theirs.encode(cast)
+    assert mine.decode(channel, raw) == (None if me == other else cast)
+    assert theirs.decode(channel, raw) is None
+
+
+@given(st.one_of(st.binary(), st.text()), st.booleans())
+def test_arbitrary_input_raises_only_invalid_message(raw, roomcast):
+    try:
+        decode_message(raw, roomcast=roomcast)
+    except InvalidMessage as exc:
+        assert exc.reason in REASONS
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["d", "e", "r", "p", "s", "D", "E", "x"]),
+        st.one_of(st.none(), st.integers(-2, 5), st.text(max_size=12), st.booleans(), st.floats()),
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_arbitrary_objects_raise_only_invalid_message(obj, roomcast):
+    import json
+
+    try:
+        decode_message(json.dumps(obj), roomcast=roomcast)
+    except InvalidMessage as exc:
+        assert exc.reason in REASONS
+
+
+@given(st.text())
+def test_mask_url_never_raises(url):
+    assert isinstance(mask_url(url), str)
+
+
+@given(st.text(min_size=1, alphabet="abcdefgh123%!"))
+def test_mask_url_hides_the_password(secret):
+    masked = mask_url(f"redis://user:{secret}@localhost:6379/0")
+    assert masked == "redis://user:***@localhost:6379/0"
+    masked = mask_url(f"redis://localhost:6379/0?password={secret}&db=1")
+    assert "password=***" in masked and secret not in masked.split("password=")[1].split("&")[0]
