@@ -2,8 +2,8 @@
 
 Ops travel in batches (lists), one Ray call per batch (see ``batching.Outbox``).
 
-    gateway -> shard:    Join(room)  Leave(room)
-    shard -> gateway:    Holders(room, gateways)
+    gateway -> shard:    Join(room)  Leave(room)  Watch(room, seq)  Unwatch(room)
+    shard -> gateway:    Holders(room, gateways)  Watched(room, gateways, seq)
     gateway -> gateway:  Deliver(room, wire)  DeliverAll(wire)
     driver or bridge
       -> a gateway:      StartRoomcast(room, frame, publish)  StartBroadcast(frame, publish)
@@ -44,6 +44,29 @@ class Holders(NamedTuple):
     gateways: tuple[str, ...]
 
 
+class Watch(NamedTuple):
+    """The sending gateway casts to ``room`` without holding it: keep it told of the
+    room's holders (answer with :class:`Watched`, then :class:`Holders` on each change).
+    ``seq`` tells the answer to this request from an older one's."""
+
+    room: str
+    seq: int
+
+
+class Unwatch(NamedTuple):
+    """The sending gateway no longer watches ``room`` (evicted from its bounded cache)."""
+
+    room: str
+
+
+class Watched(NamedTuple):
+    """The shard's answer to ``Watch(room, seq)``: every gateway holding ``room`` now."""
+
+    room: str
+    gateways: tuple[str, ...]
+    seq: int
+
+
 class Deliver(NamedTuple):
     """A roomcast made on another gateway: write ``wire`` to the local members of ``room``."""
 
@@ -80,8 +103,8 @@ class Publish(NamedTuple):
     frame: Frame
 
 
-ShardOp = Join | Leave
-GatewayOp = Holders | Deliver | DeliverAll | StartRoomcast | StartBroadcast
+ShardOp = Join | Leave | Watch | Unwatch
+GatewayOp = Holders | Watched | Deliver | DeliverAll | StartRoomcast | StartBroadcast
 BridgeOp = Publish
 Op = ShardOp | GatewayOp | BridgeOp
 

@@ -133,9 +133,35 @@ def decode_outbound(frame: bytes) -> tuple[str, str, bytes]:
     return frame[:cut].decode("utf-8"), frame[cut + 1 : end].decode("ascii"), frame[end + 1 :]
 
 
-def new_socket_id() -> str:
-    """A fresh, unguessable socket id: std base64 of 24 CSPRNG bytes (32 chars), as upstream."""
-    return base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+SOCKET_TAG_LIMIT = 1 << 16
+
+
+def new_socket_id(tag: int | None = None) -> str:
+    """A fresh, unguessable socket id: std base64 of 24 CSPRNG bytes (32 chars), as upstream.
+
+    With ``tag`` (0 to 65535: the index of the gateway that owns the socket), the first two
+    bytes carry it, big-endian, and the other 22 stay random (176 bits), so a socketcast
+    goes straight to the owner (:func:`socket_id_tag`) and the id stays unguessable.
+    """
+    raw = secrets.token_bytes(24)
+    if tag is not None:
+        if not 0 <= tag < SOCKET_TAG_LIMIT:
+            raise ValueError(f"socket id tag must be in 0..{SOCKET_TAG_LIMIT - 1}, got {tag!r}")
+        raw = tag.to_bytes(2, "big") + raw[2:]
+    return base64.b64encode(raw).decode("ascii")
+
+
+def socket_id_tag(socket_id: str) -> int | None:
+    """The tag :func:`new_socket_id` put in ``socket_id``; None when it is no id of that
+    format (not 32 chars of std base64 of 24 bytes, e.g. from a foreign server). An id
+    minted elsewhere in that format gives a meaningless tag: only a hint for routing."""
+    if len(socket_id) != 32:
+        return None
+    try:
+        raw = base64.b64decode(socket_id, validate=True)
+    except ValueError:
+        return None
+    return int.from_bytes(raw[:2], "big")
 
 
 def socket_room(socket_id: str) -> str:

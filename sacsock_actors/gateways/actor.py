@@ -23,6 +23,7 @@ from ..app import AppSpec
 from ..batching import Outbox
 from ..logs import configure_logging
 from ..ops import Op, count_casts
+from ..protocol import SOCKET_TAG_LIMIT
 from .endpoint import Endpoint
 from .hub import Hub
 
@@ -56,6 +57,9 @@ class _Links:
         self._gateway_out: dict[str, Outbox] = {}
         self._others: list[str] = []
         self._bridge_out: list[Outbox] = []
+        # gateway index (its position in the cluster's gateway list) <-> id, for socket ids
+        self._by_tag: list[str] = []
+        self.socket_tag: int | None = None
 
     def _shard_outbox(self, index: int) -> Outbox:
         apply = self._rt.sender(self._shards[index], "apply", self.gateway_id)
@@ -74,7 +78,15 @@ class _Links:
         )
 
     def set_gateways(self, handles: dict[str, Any]) -> None:
+        """Every gateway of the cluster, in the driver's order (the same for all of them:
+        a gateway's position is the index its sockets' ids carry)."""
         self._others = [g for g in handles if g != self.gateway_id]
+        # tags never move: a drained gateway keeps its index (casts to its sockets' ids
+        # then go nowhere: it has none), a new one gets the next
+        self._by_tag.extend(g for g in handles if g not in self._by_tag)
+        if self.socket_tag is None and self.gateway_id in self._by_tag:
+            tag = self._by_tag.index(self.gateway_id)
+            self.socket_tag = tag if tag < SOCKET_TAG_LIMIT else None
         for gid in set(self._gateway_out) - set(handles):  # drained: nothing more goes there
             del self._gateway_out[gid]
         for gid, handle in handles.items():
@@ -87,6 +99,9 @@ class _Links:
         self._bridge_out = [
             Outbox(self._rt.sender(h, "publish"), on_error=partial(self._gw.lost, "bridge")) for h in handles
         ]
+
+    def gateway_for_tag(self, tag: int) -> str | None:
+        return self._by_tag[tag] if tag < len(self._by_tag) else None
 
     def gateway_ids(self) -> tuple[str, ...]:
         """Every gateway of the cluster this one knows, itself included."""
@@ -157,7 +172,7 @@ class GatewayActor:
         me = self.rt.me()
         for i in range(self.links.shard_count):
             known = self.links.gateway_ids()
-            hello = self.rt.call(self.links.shard(i), "hello", cfg.gateway_id, me, [], known)
+            hello = self.rt.call(self.links.shard(i), "hello", cfg.gateway_id, me, [], known, True)
             self.shard_epoch(i, await hello)
         # access logs (one line per request, upgrades included) only when asked for
         access: dict[str, Any] = {} if self.spec.options.access_log else {"access_log": None}
@@ -204,6 +219,7 @@ class GatewayActor:
         out = dict(self.hub.stats)
         out["sockets"] = len(self.hub.sessions)
         out["rooms"] = len(self.hub.rooms)
+        out["watching"] = len(self.hub.watched)
         assert self.links is not None
         out["ray_calls_out"] = sum(o.calls for o in self.links.outboxes())
         out["ray_ops_out"] = sum(o.items_sent for o in self.links.outboxes())
@@ -271,6 +287,8 @@ class GatewayActor:
         self._epochs[index] = epoch
         if previous is not None and previous != epoch:
             log.warning("shard %d restarted; resending this gateway's rooms", index)
+            if self.hub is not None:
+                self.hub.forget_watches(index)
             asyncio.get_running_loop().create_task(self._resync(index))
 
     async def _resync(self, index: int) -> None:

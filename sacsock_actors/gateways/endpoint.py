@@ -27,7 +27,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..app import AppSpec
 from ..limits import LIMIT_CLOSE_CODE, LogLimiter, TokenBucket
-from ..protocol import new_socket_id, parse_inbound
+from ..protocol import parse_inbound
 from .dispatch import Dispatcher
 from .guard import HandshakeGuard, MaskGuard
 from .hub import Hub
@@ -152,7 +152,7 @@ class Endpoint:
         await ws.prepare(request)
         stats = self.hub.stats
         MaskGuard.install(request, lambda: stats.update(("unmasked_frames",)))
-        session = Session(new_socket_id(), ws, request.transport)
+        session = Session(self.hub.new_socket_id(), ws, request.transport)
         assert self._loop is not None
         socket = Socket(session, self.hub, self, self.options)
         session.socket = socket

@@ -6,9 +6,16 @@ onward over :class:`Links`, straight to other gateways, only where they may hold
 
 - a room we hold: to the gateways the room's shard told us also hold it (none: the
   cast never leaves this process);
-- a socket id room we hold: nowhere else (a socket lives on one gateway);
-- a room we do not hold, or whose holders we have not heard yet: to every other gateway
-  (a handful; each delivers to its own members, if any).
+- a socket id room: nowhere else when the socket is here, else to the gateway whose index
+  the id carries (``protocol.new_socket_id``), else (a foreign id) to every other gateway;
+- a room we do not hold: we "watch" it: the first cast goes to every other gateway and
+  asks the room's shard (``Watch``); its answer (``Watched``) and every later change
+  (``Holders``) tell us the holders, and later casts go only to them. A bounded LRU of
+  ``watch_limit`` rooms (an evicted one is ``Unwatch``-ed);
+- a room we hold whose holders we have not heard yet: to every other gateway.
+
+The join guarantee (see ``join``) covers watchers: the shard confirms a join only once
+every holder and every watcher of the room has been told (docs/routing.md).
 
 Casts never pass through a shard: shards only track which gateways hold which rooms and
 tell the holders. So every cast from this gateway to another one, of any room or a
@@ -28,7 +35,7 @@ Unit tests drive it without an event loop.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -43,21 +50,33 @@ from ..ops import (
     Publish,
     StartBroadcast,
     StartRoomcast,
+    Unwatch,
+    Watch,
+    Watched,
 )
-from ..protocol import SOCKET_ID_ROOM_PREFIX, Frame, socket_room
+from ..protocol import SOCKET_ID_ROOM_PREFIX, Frame, new_socket_id, socket_id_tag, socket_room
 from ..rooms.table import RoomTable, shard_for
 from .session import Session
 from .wsframe import ws_frame
 
 log = logging.getLogger(__name__)
 
+#: rooms a gateway watches (casts to without holding them) at most, by default
+WATCH_LIMIT = 10_000
+
 
 class Links(Protocol):
     """Where a hub queues ops for other actors: each method only enqueues (the
-    GatewayActor's Outboxes send them later); a test records them."""
+    GatewayActor's Outboxes send them later); a test records them.
+
+    ``socket_tag`` is this gateway's index, put in the ids of its sockets (None: plain
+    random ids); ``gateway_for_tag`` maps an index back to a gateway id (None: unknown)."""
 
     gateway_id: str
     shard_count: int
+    socket_tag: int | None
+
+    def gateway_for_tag(self, tag: int) -> str | None: ...
 
     def to_shard(self, index: int, op: Op) -> None: ...
     def to_gateway(self, gateway_id: str, op: Op) -> None: ...
@@ -69,8 +88,13 @@ class Hub:
     """Local sockets, their rooms, and the routing of casts. Not thread-safe: call it from
     one thread (the gateway's event loop; handler threads go through Endpoint.call)."""
 
-    def __init__(self, links: Links, wake: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, links: Links, wake: Callable[[], None] | None = None, watch_limit: int = WATCH_LIMIT
+    ) -> None:
+        if watch_limit < 1:
+            raise ValueError(f"watch_limit must be at least 1, got {watch_limit!r}")
         self.links = links
+        self.watch_limit = watch_limit
         #: called once when frames become ready to write (until ``sessions_to_write``)
         self.wake: Callable[[], None] = wake or _nothing
         self.sessions: dict[str, Session] = {}
@@ -82,6 +106,14 @@ class Hub:
         self._woken = False
         # rooms announced to their shard and not confirmed yet: (the join op, held sessions)
         self._joining: dict[str, tuple[Join, list[Session]]] = {}
+        # rooms cast to and not held here, LRU first: (seq of our Watch, the holders the
+        # shard told us, or None until its Watched answers that very Watch)
+        self.watched: OrderedDict[str, tuple[int, frozenset[str] | None]] = OrderedDict()
+        self._watch_seq = 0
+
+    def new_socket_id(self) -> str:
+        """An id for a new socket here: carries this gateway's index (see Links)."""
+        return new_socket_id(self.links.socket_tag)
 
     # ---- membership -------------------------------------------------------------------
 
@@ -121,6 +153,8 @@ class Hub:
         if session in self.rooms.members(room):
             return
         if self.rooms.add(room, session):
+            if self.watched.pop(room, None) is not None:  # held now: told as a holder
+                self.links.to_shard(shard_for(room, self.links.shard_count), Unwatch(room))
             op = Join(room)
             self._joining[room] = (op, [session])
             session.held += 1
@@ -197,11 +231,57 @@ class Hub:
         self.stats["roomcasts"] += 1
         if publish:
             self.links.to_bridges(Publish(room, frame))
-        if room.startswith(SOCKET_ID_ROOM_PREFIX) and local:
-            return
-        targets = self.holders.get(room) if local else None
-        for gid in self.links.other_gateways() if targets is None else targets:
-            self.links.to_gateway(gid, Deliver(room, wire))
+        targets: Iterable[str] | None
+        if room.startswith(SOCKET_ID_ROOM_PREFIX):
+            if local:
+                return
+            targets = self._socket_owner(room)
+        elif local:
+            targets = self.holders.get(room)
+        else:
+            targets = self._watch(room)
+        if targets is None:
+            targets = self.links.other_gateways()
+            self.stats["casts_to_all"] += 1
+        if targets:
+            op = Deliver(room, wire)
+            for gid in targets:
+                self.links.to_gateway(gid, op)
+
+    def _socket_owner(self, room: str) -> tuple[str, ...] | None:
+        """Where a socket id room not here goes: its owner (none when that is us: the
+        socket is gone), or None (every other gateway) for an id of unknown format."""
+        tag = socket_id_tag(room[len(SOCKET_ID_ROOM_PREFIX) :])
+        owner = None if tag is None else self.links.gateway_for_tag(tag)
+        if owner is None:
+            return None
+        return () if owner == self.links.gateway_id else (owner,)
+
+    def _watch(self, room: str) -> frozenset[str] | None:
+        """The holders of a room not held here, as far as its shard told us; None (every
+        other gateway) until the shard answered. Starts watching the room if need be."""
+        entry = self.watched.get(room)
+        if entry is not None:
+            self.watched.move_to_end(room)
+            return entry[1]
+        if not self.links.other_gateways():  # alone: nobody to ask about
+            return frozenset()
+        self._watch_seq += 1
+        self.watched[room] = (self._watch_seq, None)
+        n = self.links.shard_count
+        self.links.to_shard(shard_for(room, n), Watch(room, self._watch_seq))
+        if len(self.watched) > self.watch_limit:
+            old, _ = self.watched.popitem(last=False)
+            self.links.to_shard(shard_for(old, n), Unwatch(old))
+            self.stats["watches_evicted"] += 1
+        return None
+
+    def forget_watches(self, shard_index: int) -> None:
+        """A shard restarted (it knows no watcher): forget what it told us about its rooms;
+        casts to them go everywhere until a new Watch is answered."""
+        n = self.links.shard_count
+        for room in [r for r in self.watched if shard_for(r, n) == shard_index]:
+            del self.watched[room]
 
     def broadcast(self, frame: Frame, publish: bool = True) -> None:
         """A broadcast originating in this gateway: every socket of the cluster."""
@@ -218,6 +298,7 @@ class Hub:
 
     def receive(self, ops: list[GatewayOp]) -> None:
         """Apply a batch of ops sent by shards, gateways, bridges or the driver."""
+        self.stats["ops_in"] += len(ops)
         for op in ops:  # type(op) is ...: exact types, fastest first (mypy narrows these)
             if type(op) is Deliver:
                 self._deliver(self.members(op.room), op.wire)
@@ -226,6 +307,15 @@ class Hub:
             elif type(op) is Holders:
                 if op.room in self.rooms:
                     self.holders[op.room] = frozenset(op.gateways) - {self.links.gateway_id}
+                else:
+                    entry = self.watched.get(op.room)
+                    if entry is not None and entry[1] is not None:  # answered: keep it current
+                        self.watched[op.room] = (entry[0], frozenset(op.gateways) - {self.links.gateway_id})
+            elif type(op) is Watched:
+                entry = self.watched.get(op.room)
+                if entry is not None and entry[0] == op.seq:  # the answer to our latest Watch
+                    self.watched[op.room] = (op.seq, frozenset(op.gateways) - {self.links.gateway_id})
+                    self.stats["watches_answered"] += 1
             elif type(op) is StartRoomcast:
                 self.roomcast(op.room, op.frame, publish=op.publish)
             elif type(op) is StartBroadcast:

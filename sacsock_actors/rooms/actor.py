@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from ..batching import Outbox
-from ..ops import Holders, Join, Leave, ShardOp
+from ..ops import Holders, Join, Leave, ShardOp, Unwatch, Watch, Watched
 from .table import ShardTable
 
 log = logging.getLogger(__name__)
@@ -44,15 +44,21 @@ class RoomShardActor:
         self.expected: set[str] = set()  # every gateway of the cluster, as the hellos list them
         self.greeted: set[str] = set()
         self.deferred: set[str] | None = set()  # rooms to tell about once rebuilt (None: rebuilt)
+        self._unanswered: list[tuple[str, str, int]] = []  # Watch answers held while rebuilding
         self._rebuild_timer: asyncio.TimerHandle | None = None
 
     async def ping(self) -> str:
         return self.epoch
 
-    async def hello(self, gateway_id: str, handle: Any, rooms: list[str], gateways: tuple = ()) -> str:
+    async def hello(
+        self, gateway_id: str, handle: Any, rooms: list[str], gateways: tuple = (), fresh: bool = False
+    ) -> str:
         """A gateway (re)introduces itself with every room of this shard it holds, and the
-        ids of every gateway it knows (``gateways``)."""
+        ids of every gateway it knows (``gateways``); ``fresh``: a new incarnation of it
+        (its start), which watches no room yet."""
         self.gateways[gateway_id] = handle
+        if fresh:
+            self.table.drop_watches(gateway_id)
         if gateway_id not in self.outboxes:
             self.outboxes[gateway_id] = Outbox(
                 self.rt.sender(handle, "receive"), on_error=partial(self._lost, gateway_id)
@@ -76,6 +82,10 @@ class RoomShardActor:
         if missing:
             log.warning("shard %d: rebuilt without gateways %s", self.index, sorted(missing))
         self._tell_peers(rooms)
+        unanswered, self._unanswered = self._unanswered, []
+        for room, gid, seq in unanswered:  # watchers until now sent those casts everywhere
+            if gid in self.table.watchers(room):
+                self._send(gid, Watched(room, tuple(self.table.gateways(room)), seq))
 
     async def drop_gateway(self, gateway_id: str) -> int:
         """Forget a gateway that is gone for good: it no longer holds any room, and the
@@ -90,10 +100,10 @@ class RoomShardActor:
         return len(rooms)
 
     async def apply(self, gateway_id: str, ops: list[ShardOp]) -> str:
-        """Joins and leaves from one gateway, in order.
+        """Joins, leaves, watches and unwatches from one gateway, in order.
 
-        Returns once every other gateway holding a room joined here has been told (the
-        caller holds its joining sockets' frames until then; see Hub.join).
+        Returns once every other gateway holding or watching a room joined here has been
+        told (the caller holds its joining sockets' frames until then; see Hub.join).
         """
         table = self.table
         changed: set[str] = set()
@@ -106,6 +116,14 @@ class RoomShardActor:
             elif type(op) is Leave:
                 if table.remove(op.room, gateway_id):
                     changed.add(op.room)
+            elif type(op) is Watch:
+                table.watch(op.room, gateway_id)
+                if self.deferred is not None:  # the table is incomplete: answer once rebuilt
+                    self._unanswered.append((op.room, gateway_id, op.seq))
+                else:
+                    self._send(gateway_id, Watched(op.room, tuple(table.gateways(op.room)), op.seq))
+            elif type(op) is Unwatch:
+                table.unwatch(op.room, gateway_id)
             else:
                 self.unknown += 1
                 log.warning("shard %d: unknown op %r from %s dropped",
@@ -117,20 +135,25 @@ class RoomShardActor:
         return self.epoch
 
     def _tell_peers(self, rooms: set[str]) -> set[str]:
-        """Send each room's holders the new holder set; returns the gateways told.
-        While rebuilding, only remembers the rooms (see the module doc)."""
+        """Send each room's holders and watchers the new holder set; returns the gateways
+        told. While rebuilding, only remembers the rooms (see the module doc)."""
         told: set[str] = set()
         if self.deferred is not None:
             self.deferred |= rooms
             return told
         for room in rooms:
             holders = tuple(self.table.gateways(room))
+            op = Holders(room, holders)
             for gid in holders:
-                self._send(gid, Holders(room, holders))
+                self._send(gid, op)
             told.update(holders)
+            watchers = self.table.watchers(room)
+            for gid in watchers:
+                self._send(gid, op)
+            told.update(watchers)
         return told
 
-    def _send(self, gateway_id: str, op: Holders) -> None:
+    def _send(self, gateway_id: str, op: Holders | Watched) -> None:
         out = self.outboxes.get(gateway_id)
         if out is None:
             self.lost += 1
@@ -142,7 +165,13 @@ class RoomShardActor:
         self.lost += len(batch)
         log.warning("shard %d: %d ops to gateway %s lost: %r", self.index, len(batch), gateway_id, exc)
 
+    async def flush(self) -> None:
+        """Wait until every op queued so far has been handed to its gateway."""
+        for out in list(self.outboxes.values()):
+            await out.flush()
+
     async def stats(self) -> dict[str, int]:
         return {
-            "rooms": len(self.table), "pushed": self.pushed, "lost": self.lost, "unknown_ops": self.unknown,
+            "rooms": len(self.table), "watches": self.table.watch_count(), "pushed": self.pushed,
+            "lost": self.lost, "unknown_ops": self.unknown,
         }

@@ -69,6 +69,9 @@ class ShardTable:
     def __init__(self) -> None:
         self._table: RoomTable[str] = RoomTable()
         self._by_gateway: dict[str, set[str]] = {}
+        # watchers: gateways that cast to a room without holding it (each bounds its own)
+        self._watchers: RoomTable[str] = RoomTable()
+        self._watching: dict[str, set[str]] = {}
 
     def add(self, room: str, gateway: str) -> bool:
         """Record that ``gateway`` holds members of ``room``; True if that is new."""
@@ -106,6 +109,31 @@ class ShardTable:
 
     def gateways(self, room: str) -> frozenset[str] | set[str]:
         return self._table.members(room)
+
+    def watch(self, room: str, gateway: str) -> None:
+        """``gateway`` wants to be told of ``room``'s holders (held or not)."""
+        self._watchers.add(room, gateway)
+        self._watching.setdefault(gateway, set()).add(room)
+
+    def unwatch(self, room: str, gateway: str) -> None:
+        self._watchers.discard(room, gateway)
+        rooms = self._watching.get(gateway)
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._watching[gateway]
+
+    def drop_watches(self, gateway: str) -> None:
+        """Forget every room ``gateway`` watches (a new incarnation of it watches none)."""
+        for room in self._watching.pop(gateway, ()):
+            self._watchers.discard(room, gateway)
+
+    def watchers(self, room: str) -> frozenset[str] | set[str]:
+        return self._watchers.members(room)
+
+    def watch_count(self) -> int:
+        """(room, gateway) watch pairs held: bounded by the gateways' caches."""
+        return sum(len(r) for r in self._watching.values())
 
     def rooms_of(self, gateway: str) -> set[str]:
         return set(self._by_gateway.get(gateway, ()))

@@ -121,3 +121,39 @@ async def test_a_restarted_shard_is_rebuilt_from_the_gateways():
     assert (await gw0.stats())["shard_resyncs"] == 1
     await a.close()
     await cluster.stop()
+
+
+async def test_a_watch_is_answered_and_a_shard_restart_forgets_it():
+    cluster = Cluster()
+    await cluster.start()
+    (a, _), (b, _) = await client(cluster.url("gw-0")), await client(cluster.url("gw-1"))
+    await b.call("join", "far")
+    await a.emit("roomcast", json.dumps({"room": "far", "event": "s", "data": 1}))
+    assert (await b.recv_event("s")).json == 1
+    gw0 = cluster.gateways["gw-0"]
+    for _ in range(200):  # bounded wait for the shard's answer
+        if gw0.hub.watched.get("far", (0, None))[1] is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert gw0.hub.watched["far"][1] == {"gw-1"}
+    assert (await gw0.stats())["watching"] == 1
+    assert (await cluster.shard.stats())["watches"] == 1
+    gw0.shard_epoch(0, "a-new-epoch")  # the shard restarted: what it told is forgotten
+    assert "far" not in gw0.hub.watched
+    await a.emit("roomcast", json.dumps({"room": "far", "event": "s", "data": 2}))
+    assert (await b.recv_event("s")).json == 2
+    await a.close()
+    await b.close()
+    await cluster.stop()
+
+
+async def test_socket_id_tags_stay_put_when_a_gateway_is_drained():
+    cluster = Cluster()
+    await cluster.start()
+    gw1 = cluster.gateways["gw-1"]
+    assert gw1.links.socket_tag == 1 and gw1.links.gateway_for_tag(0) == "gw-0"
+    await gw1.set_gateways({"gw-1": cluster.handles["gw-1"]})  # gw-0 drained
+    assert gw1.links.socket_tag == 1, "ids already handed out must keep routing here"
+    assert gw1.links.gateway_for_tag(0) == "gw-0" and gw1.links.other_gateways() == []
+    assert gw1.links.gateway_for_tag(5) is None
+    await cluster.stop()

@@ -1,5 +1,7 @@
 """The gateway hub's routing with fake links and transports: no Ray, no aiohttp, no event loop."""
 
+import pytest
+
 from sacsock_actors.gateways.hub import Hub
 from sacsock_actors.gateways.session import Session
 from sacsock_actors.gateways.wsframe import ws_frame
@@ -12,8 +14,11 @@ from sacsock_actors.ops import (
     Publish,
     StartBroadcast,
     StartRoomcast,
+    Unwatch,
+    Watch,
+    Watched,
 )
-from sacsock_actors.protocol import encode, socket_room
+from sacsock_actors.protocol import encode, new_socket_id, socket_id_tag, socket_room
 from sacsock_actors.rooms.table import shard_for
 
 
@@ -44,6 +49,11 @@ class FakeLinks:
         self.gateway_ops: list[tuple[str, tuple]] = []
         self.bridge_ops: list[tuple] = []
         self._others = list(others)
+        self.all = ["g0", *self._others]
+        self.socket_tag = 0
+
+    def gateway_for_tag(self, tag):
+        return self.all[tag] if tag < len(self.all) else None
 
     def to_shard(self, index, op):
         self.shard_ops.append((index, op))
@@ -58,10 +68,10 @@ class FakeLinks:
         self.bridge_ops.append(op)
 
 
-def make(others=()):
+def make(others=(), watch_limit=10_000):
     links = FakeLinks(others)
     wakes = []
-    hub = Hub(links, wake=lambda: wakes.append(1))
+    hub = Hub(links, wake=lambda: wakes.append(1), watch_limit=watch_limit)
     return hub, links, wakes
 
 
@@ -174,15 +184,104 @@ def test_peers_for_a_room_not_held_are_ignored():
     assert "r" not in hub.holders
 
 
-def test_socketcast_local_never_leaves_and_remote_goes_to_every_other_gateway():
+def test_socketcast_local_never_leaves_and_a_foreign_id_goes_to_every_other_gateway():
     hub, links, _ = make(others=["g1", "g2"])
     a = session(hub, "A")
     hub.roomcast(socket_room("A"), encode("dm", "x"))
     flush(hub)
     assert len(a.transport.writes) == 1 and links.gateway_ops == [] and links.shard_ops == []
-    hub.roomcast(socket_room("elsewhere"), encode("dm", "x"))
+    hub.roomcast(socket_room("not-an-id-of-ours"), encode("dm", "x"))
     flush(hub)
     assert sorted(g for g, _ in links.gateway_ops) == ["g1", "g2"]
+    assert links.shard_ops == [], "socket ids are never watched"
+
+
+def test_socketcast_goes_only_to_the_gateway_whose_index_the_id_carries():
+    hub, links, _ = make(others=["g1", "g2", "g3"])
+    frame = encode("dm", "x")
+    hub.roomcast(socket_room(new_socket_id(2)), frame)
+    assert [g for g, _ in links.gateway_ops] == ["g2"]
+    links.gateway_ops.clear()
+    hub.roomcast(socket_room(new_socket_id(0)), frame)  # ours, and gone: nowhere
+    hub.roomcast(socket_room(new_socket_id(9)), frame)  # no such gateway: every other one
+    assert sorted(g for g, _ in links.gateway_ops) == ["g1", "g2", "g3"]
+    assert hub.stats["casts_to_all"] == 1 and links.shard_ops == []
+
+
+def test_new_sockets_carry_this_gateways_index_and_stay_random():
+    hub, links, _ = make(others=["g1"])
+    links.socket_tag = 1
+    ids = {hub.new_socket_id() for _ in range(500)}
+    assert len(ids) == 500 and {socket_id_tag(i) for i in ids} == {1}
+    assert all(len(i) == 32 for i in ids)
+
+
+def test_a_room_not_held_is_watched_and_then_cast_only_to_its_holders():
+    hub, links, _ = make(others=["g1", "g2", "g3"])
+    k = shard_for("far", 2)
+    hub.roomcast("far", encode("e", 1))
+    assert sorted(g for g, _ in links.gateway_ops) == ["g1", "g2", "g3"], "not answered yet: everyone"
+    assert links.shard_ops == [(k, Watch("far", 1))]
+    hub.roomcast("far", encode("e", 2))  # still unanswered: everyone again, no second Watch
+    assert len(links.gateway_ops) == 6 and len(links.shard_ops) == 1
+    links.gateway_ops.clear()
+    hub.receive([Holders("far", ("g2",))])  # before the answer: ignored (maybe stale)
+    hub.receive([Watched("far", ("g1",), 1)])
+    hub.roomcast("far", encode("e", 3))
+    assert [g for g, _ in links.gateway_ops] == ["g1"]
+    hub.receive([Holders("far", ("g1", "g3"))])  # a change the shard tells its watchers
+    links.gateway_ops.clear()
+    hub.roomcast("far", encode("e", 4))
+    assert sorted(g for g, _ in links.gateway_ops) == ["g1", "g3"]
+    hub.receive([Holders("far", ())])
+    links.gateway_ops.clear()
+    hub.roomcast("far", encode("e", 5))
+    assert links.gateway_ops == [], "nobody holds it: the cast goes nowhere"
+    assert hub.stats["casts_to_all"] == 2
+
+
+def test_only_the_answer_to_the_latest_watch_counts():
+    hub, links, _ = make(others=["g1", "g2"], watch_limit=1)
+    hub.roomcast("a", encode("e", 1))  # Watch(a, 1)
+    hub.roomcast("b", encode("e", 1))  # Watch(b, 2), evicts a: Unwatch(a)
+    hub.roomcast("a", encode("e", 1))  # Watch(a, 3), evicts b
+    ka, kb = shard_for("a", 2), shard_for("b", 2)
+    assert links.shard_ops == [
+        (ka, Watch("a", 1)), (kb, Watch("b", 2)), (ka, Unwatch("a")), (ka, Watch("a", 3)), (kb, Unwatch("b")),
+    ]
+    assert hub.stats["watches_evicted"] == 2
+    hub.receive([Watched("a", ("g1",), 1), Watched("b", ("g1",), 2)])  # stale answers
+    links.gateway_ops.clear()
+    hub.roomcast("a", encode("e", 2))
+    assert sorted(g for g, _ in links.gateway_ops) == ["g1", "g2"]
+    hub.receive([Watched("a", ("g2",), 3)])
+    links.gateway_ops.clear()
+    hub.roomcast("a", encode("e", 3))
+    assert [g for g, _ in links.gateway_ops] == ["g2"]
+
+
+def test_joining_a_watched_room_unwatches_it_and_a_shard_restart_forgets_watches():
+    hub, links, _ = make(others=["g1"])
+    a = session(hub, "A")
+    k = shard_for("w", 2)
+    hub.roomcast("w", encode("e", 1))
+    hub.receive([Watched("w", (), 1)])
+    hub.join(a, "w")
+    assert links.shard_ops[-2:] == [(k, Unwatch("w")), (k, Join("w"))]
+    assert "w" not in hub.watched
+    hub.roomcast("v", encode("e", 1))
+    hub.receive([Watched("v", (), 2)])
+    hub.forget_watches(shard_for("v", 2))
+    assert "v" not in hub.watched
+    links.gateway_ops.clear()
+    hub.roomcast("v", encode("e", 2))
+    assert [g for g, _ in links.gateway_ops] == ["g1"]
+    assert links.shard_ops[-1] == (shard_for("v", 2), Watch("v", 3))
+
+
+def test_watch_limit_must_be_positive():
+    with pytest.raises(ValueError, match="watch_limit"):
+        Hub(FakeLinks(), watch_limit=0)
 
 
 def test_broadcast_reaches_all_local_and_other_gateways_and_bridges():
@@ -330,3 +429,10 @@ def test_a_held_socket_is_left_out_of_the_write_until_released():
     assert list(hub.sessions_to_write()) == [b]
     confirm(hub, links)
     assert list(hub.sessions_to_write()) == [a]
+
+
+def test_a_bridge_arrival_for_a_socket_goes_only_to_its_gateway_and_is_not_published():
+    hub, links, _ = make(others=["g1", "g2"])
+    hub.receive([StartRoomcast(socket_room(new_socket_id(1)), encode("dm", "x"), False)])
+    assert [g for g, _ in links.gateway_ops] == ["g1"] and links.bridge_ops == []
+    assert hub.stats["ops_in"] == 1

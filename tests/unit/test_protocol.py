@@ -103,3 +103,17 @@ def test_socket_ids_are_upstream_shaped_and_unique():
         assert len(sid) == 32
         assert len(base64.b64decode(sid)) == 24
     assert protocol.socket_room("abc") == "__socket_id:abc"
+
+
+def test_a_socket_id_carries_its_gateway_tag_and_keeps_22_random_bytes():
+    ids = [protocol.new_socket_id(513) for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    raws = [base64.b64decode(i) for i in ids]
+    assert all(len(r) == 24 and r[:2] == (513).to_bytes(2, "big") for r in raws)
+    assert len({r[2:] for r in raws}) == 1000
+    assert len({r[2] for r in raws}) > 200, "the rest is random"
+    assert {protocol.socket_id_tag(i) for i in ids} == {513}
+    assert protocol.socket_id_tag("short") is None
+    assert protocol.socket_id_tag("!" * 32) is None
+    with pytest.raises(ValueError, match="tag"):
+        protocol.new_socket_id(1 << 16)

@@ -4,7 +4,7 @@ import asyncio
 
 from fake_rt import FakeRt
 
-from sacsock_actors.ops import Holders, Join, Leave
+from sacsock_actors.ops import Holders, Join, Leave, Unwatch, Watch, Watched
 from sacsock_actors.rooms.actor import RoomShardActor
 
 
@@ -57,7 +57,32 @@ def test_an_unknown_op_is_counted_not_fatal():
         await shard.apply("g0", [("bogus", "r"), Join("r")])
         return await shard.stats()
 
-    assert asyncio.run(go()) == {"rooms": 1, "pushed": 1, "lost": 0, "unknown_ops": 1}
+    assert asyncio.run(go()) == {"rooms": 1, "watches": 0, "pushed": 1, "lost": 0, "unknown_ops": 1}
+
+
+def test_a_watch_is_answered_and_a_join_waits_until_the_watchers_were_told():
+    async def go():
+        shard = RoomShardActor(0, FakeRt({}))
+        g0, g1, w = FakeGateway(), FakeGateway(), FakeGateway(delay=0.05)
+        for gid, g in (("g0", g0), ("g1", g1), ("w", w)):
+            await shard.hello(gid, g, [], ("g0", "g1", "w"), True)
+        await shard.apply("g1", [Join("r")])
+        await shard.apply("w", [Watch("r", 7)])
+        await shard.flush()
+        assert w.got == [Watched("r", ("g1",), 7)]
+        await shard.apply("g0", [Join("r")])
+        last = w.got[-1]
+        assert type(last) is Holders and set(last.gateways) == {"g0", "g1"}, "told before apply returned"
+        assert (await shard.stats())["watches"] == 1
+        await shard.apply("w", [Unwatch("r")])
+        await shard.apply("g1", [Leave("r")])
+        await shard.flush()
+        assert all(type(op) is not Holders or set(op.gateways) != {"g0"} for op in w.got), "unwatched"
+        await shard.apply("w", [Watch("x", 8)])
+        await shard.hello("w", w, [], (), True)  # a new incarnation of w watches nothing
+        return await shard.stats()
+
+    assert asyncio.run(go())["watches"] == 0
 
 
 def test_a_new_incarnation_tells_nobody_until_every_gateway_resynced():
@@ -111,5 +136,22 @@ def test_dropping_the_missing_gateway_completes_the_rebuild():
         assert shard.deferred is not None
         await shard.drop_gateway("dead")
         assert shard.deferred is None
+
+    asyncio.run(go())
+
+
+def test_a_watch_made_while_rebuilding_is_answered_once_rebuilt():
+    async def go():
+        shard = RoomShardActor(0, FakeRt({}))
+        g0, w = FakeGateway(), FakeGateway()
+        every = ("g0", "w", "g2")
+        await shard.hello("g0", g0, ["r"], every)
+        await shard.hello("w", w, [], every)
+        await shard.apply("w", [Watch("r", 3)])
+        await shard.flush()
+        assert w.got == [], "the table is incomplete: no answer yet (w keeps casting to everyone)"
+        await shard.hello("g2", FakeGateway(), ["r"], every)
+        await shard.flush()
+        assert [op for op in w.got if type(op) is Watched] == [Watched("r", ("g0", "g2"), 3)]
 
     asyncio.run(go())

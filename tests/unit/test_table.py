@@ -55,3 +55,19 @@ def test_shard_table_reset_gateway_is_a_resync():
     assert s.gateways("c") == {"g1"}
     assert s.drop_gateway("g1") == {"b", "c"}
     assert s.gateways("b") == {"g2"} and len(s) == 1
+
+
+def test_shard_table_watchers_are_kept_apart_from_holders():
+    s = ShardTable()
+    s.add("r", "g1")
+    s.watch("r", "w1")
+    s.watch("r", "w2")
+    s.watch("q", "w1")
+    assert s.gateways("r") == {"g1"} and s.watchers("r") == {"w1", "w2"}
+    assert s.watch_count() == 3
+    s.unwatch("r", "w2")
+    s.unwatch("r", "w2")
+    assert s.watchers("r") == {"w1"}
+    s.drop_watches("w1")
+    assert s.watchers("r") == frozenset() and s.watchers("q") == frozenset()
+    assert s.watch_count() == 0 and s.gateways("r") == {"g1"}
