@@ -44,6 +44,7 @@ from typing import Any
 import grpc
 
 from ..errors import ConfigError
+from ..logs import Throttle
 from .base import Bridge, Cast, Deliver
 from .grpc_auth import RECOMMENDED_KEY_BYTES, TokenSource, TokenVerifier
 from .grpc_codec import (
@@ -66,27 +67,6 @@ _INSECURE_WARNING = (
     "gRPC bridge is INSECURE: plaintext on %s, and every peer's casts are accepted WITHOUT "
     "authentication; anyone who can reach the port can cast to every socket. Development only."
 )
-
-
-class _Throttle:
-    """At most one log line per key per ``every`` seconds; says how many were held back."""
-
-    def __init__(self, every: float = 5.0) -> None:
-        self.every = every
-        self._last: dict[str, float] = {}
-        self._held: Counter[str] = Counter()
-
-    def log(self, level: int, key: str, msg: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self._last.get(key, -1e9) < self.every:
-            self._held[key] += 1
-            return
-        self._last[key] = now
-        held = self._held.pop(key, 0)
-        if held:
-            msg += " (%d more like this not logged)"
-            args = (*args, held)
-        log.log(level, msg, *args)
 
 
 def _read(path: str | None, what: str) -> bytes:
@@ -313,7 +293,7 @@ class GrpcBridge(Bridge):
         self._server: Any = None
         self._deliver: Deliver | None = None
         self._verifier = None if self.insecure else TokenVerifier(self._shared_key)
-        self._throttle = _Throttle()
+        self._throttle = Throttle(log)
 
     # the bridge is pickled into its actor: only the configuration travels
     def __getstate__(self) -> dict[str, Any]:

@@ -58,6 +58,7 @@ from pymongo.errors import BulkWriteError, ConfigurationError, InvalidURI, PyMon
 from pymongo.uri_parser import parse_uri
 
 from ..errors import ConfigError
+from ..logs import Throttle
 from .base import Bridge, Cast, Deliver
 from .mongo_codec import (
     ACTIVE_SERVERS,
@@ -85,26 +86,6 @@ _SCHEMES = ("mongodb://", "mongodb+srv://")
 _ERRORS = (PyMongoError, OSError, asyncio.TimeoutError)
 _DUPLICATE_KEY = 11000
 _PIPELINE_MARKS = 64  # read marks sent alongside the next poll's finds up to this many
-
-
-class _Throttle:
-    """At most one log line per key per ``every`` seconds; says how many were held back."""
-
-    def __init__(self, every: float = 5.0) -> None:
-        self.every = every
-        self._last: dict[str, float] = {}
-        self._held: Counter[str] = Counter()
-
-    def log(self, level: int, key: str, msg: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self._last.get(key, -1e9) < self.every:
-            self._held[key] += 1
-            return
-        self._last[key] = now
-        held = self._held.pop(key, 0)
-        if held:
-            msg, args = msg + " (%d more like this not logged)", (*args, held)
-        log.log(level, msg, *args)
 
 
 class MongoBridge(Bridge):
@@ -195,7 +176,7 @@ class MongoBridge(Bridge):
         self._needs_setup = True
         self._peers = 0
         self._targets: list[str] | None = None  # the other servers of the group, last poll
-        self._throttle = _Throttle()
+        self._throttle = Throttle(log)
 
     # the bridge is pickled into its actor: only the configuration travels
     def __getstate__(self) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..errors import ConfigError
+from ..logs import Throttle
 from .base import Bridge, Cast, Deliver
 from .redis_codec import DEFAULT_SERVER_GROUP, REASONS, InvalidMessage, RedisCodec, mask_url
 
@@ -50,27 +51,6 @@ log = logging.getLogger(__name__)
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 _SCHEMES = ("redis://", "rediss://", "unix://")
 _TRANSPORT_ERRORS = (RedisError, OSError, asyncio.TimeoutError, EOFError)
-
-
-class _Throttle:
-    """At most one log line per key per ``every`` seconds; says how many were held back."""
-
-    def __init__(self, every: float = 5.0) -> None:
-        self.every = every
-        self._last: dict[str, float] = {}
-        self._held: Counter[str] = Counter()
-
-    def log(self, level: int, key: str, msg: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self._last.get(key, -1e9) < self.every:
-            self._held[key] += 1
-            return
-        self._last[key] = now
-        held = self._held.pop(key, 0)
-        if held:
-            msg += " (%d more like this not logged)"
-            args = (*args, held)
-        log.log(level, msg, *args)
 
 
 class RedisBridge(Bridge):
@@ -136,7 +116,7 @@ class RedisBridge(Bridge):
         self._stopping: asyncio.Event | None = None
         self._first_attempt: asyncio.Event | None = None
         self._kick = False  # a publish failed: the subscriber reconnects too
-        self._throttle = _Throttle()
+        self._throttle = Throttle(log)
 
     # the bridge is pickled into its actor: only the configuration travels
     def __getstate__(self) -> dict[str, Any]:
