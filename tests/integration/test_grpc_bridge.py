@@ -18,10 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from bridge_app import build
 from grpc_certs import PEER_NAME, make_cert
 from sacclient import SacClient, free_port
 
-from sacsock_actors import SocketServer
 from sacsock_actors.bridges import Cast, GrpcBridge
 
 grpc = pytest.importorskip("grpc")
@@ -45,39 +45,6 @@ def certs(tmp_path_factory: Any) -> Any:
 # ---- the app: casts of every kind and type, from a socket ----------------------------------
 
 
-def build() -> SocketServer:
-    server = SocketServer()
-
-    @server.on_connect
-    def hello(socket):
-        socket.emit("id", socket.id)
-
-    @server.on("join")
-    async def join(socket, data):
-        socket.join(data.decode())
-        socket.emit("joined", data.decode())
-
-    @server.on("cast")
-    async def cast(socket, data):
-        """{"how": roomcast|broadcast|socketcast, "to": room/id, "event", "kind": S|B|J, "data"}"""
-        msg = json.loads(data)
-        value: Any = msg["data"]
-        if msg["kind"] == "B":
-            value = bytes.fromhex(value)
-        if msg["how"] == "roomcast":
-            socket.roomcast(msg["to"], msg["event"], value)
-        elif msg["how"] == "socketcast":
-            socket.socketcast(msg["to"], msg["event"], value)
-        else:
-            socket.broadcast(msg["event"], value)
-
-    @server.on("burst")
-    async def burst(socket, data):
-        room, n = data.decode().split(":")
-        for i in range(int(n)):
-            socket.roomcast(room, "seq", str(i))
-
-    return server
 
 
 async def client(served: Any) -> tuple[SacClient, str]:

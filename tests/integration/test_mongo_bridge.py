@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bridge_app import build
 from sacclient import SacClient
 
-from sacsock_actors import SocketServer
 from sacsock_actors.bridges import Cast, MongoBridge
 
 pymongo = pytest.importorskip("pymongo")
@@ -47,39 +47,6 @@ def group() -> str:
 # ---- the app: casts of every type, from a socket -------------------------------------------
 
 
-def build() -> SocketServer:
-    server = SocketServer()
-
-    @server.on_connect
-    def hello(socket):
-        socket.emit("id", socket.id)
-
-    @server.on("join")
-    async def join(socket, data):
-        socket.join(data.decode())
-        socket.emit("joined", data.decode())
-
-    @server.on("cast")
-    async def cast(socket, data):
-        """{"how": roomcast|broadcast|socketcast, "to": room/id, "event", "kind": S|B|J, "data"}"""
-        msg = json.loads(data)
-        value: Any = msg["data"]
-        if msg["kind"] == "B":
-            value = bytes.fromhex(value)
-        elif msg["kind"] == "S":
-            value = str(value)
-        if msg["how"] == "roomcast":
-            socket.roomcast(msg["to"], msg["event"], value)
-        elif msg["how"] == "socketcast":
-            socket.socketcast(msg["to"], msg["event"], value)
-        else:
-            socket.broadcast(msg["event"], value)
-
-    @server.on("echo")
-    async def echo(socket, data):
-        socket.emit("echo", data.decode())
-
-    return server
 
 
 def serve_with_bridge(
