@@ -128,6 +128,11 @@ class WsConnection(asyncio.Protocol):
     ``close(code)`` is the closing handshake ``Endpoint._finish`` awaits.
     """
 
+    __slots__ = ("endpoint", "session", "transport", "http_protocol", "loop", "parser", "stats",
+                 "dispatch", "handlers", "max_event", "bucket", "host", "_jobs", "_waiter", "reading",
+                 "_finishing", "broken", "sent_close", "got_close", "lost", "_ended", "_paused", "rx",
+                 "_idle")
+
     def __init__(self, endpoint: Endpoint, session: Session, transport: asyncio.Transport,
                  http_protocol: asyncio.BaseProtocol | None) -> None:
         opts = endpoint.options
@@ -165,7 +170,8 @@ class WsConnection(asyncio.Protocol):
         transport.set_protocol(self)
         if tail:  # (here, in the connection's task, async handlers already run as it)
             self.data_received(tail)
-        self.host = asyncio.current_task()
+        if _enter_task is not None:  # else handlers see no current task until they suspend
+            self.host = asyncio.current_task()
         if not self._paused and not self.broken and not transport.is_reading():
             transport.resume_reading()  # aiohttp pauses while it buffers past the upgrade
 
@@ -220,58 +226,60 @@ class WsConnection(asyncio.Protocol):
         except ProtocolError as exc:
             frames, error = exc.frames, exc
         session = self.session
-        for op, payload in frames:
-            if op <= OP_BINARY:
-                if self.reading and not session.closed:
-                    self._message(payload)
-            elif op == OP_CLOSE:
-                self._on_close(payload)
+        stats = self.stats
+        for op, raw in frames:
+            if op > OP_BINARY:
+                self._control(op, raw)
                 if self.broken:
                     return
-            elif op == OP_PING:
-                if not self.sent_close:
-                    self.transport.write(pong_frame(payload))
-            # a pong: only its arrival (rx) matters
+                continue
+            if not self.reading or session.closed:
+                continue
+            # one message: the limits, then its handler (the hot path, inline)
+            stats["messages_in"] += 1
+            bucket = self.bucket
+            if bucket is not None and not bucket.take():
+                stats["rate_limited"] += 1
+                self._stop(LIMIT_CLOSE_CODE)
+                continue
+            inbound = parse_inbound(raw)
+            if inbound is None:
+                stats["ignored_frames"] += 1
+                log.debug("socket %s: frame without event name ignored", session.id)
+                continue
+            event = inbound.event
+            if len(event) > self.max_event:
+                stats["event_name_too_long"] += 1
+                self._stop(LIMIT_CLOSE_CODE)
+                continue
+            handler = self.handlers.get(event)
+            if handler is None:
+                stats["unknown_events"] += 1
+                log.debug("socket %s: no handler for %r", session.id, event)
+                continue
+            dispatch = self.dispatch
+            if session.backlog is None and event in dispatch.async_events:
+                self._run_async(handler, inbound.payload)
+            elif session.backlog is None and event in dispatch.inline_events:
+                dispatch.inline(handler, session.socket, inbound.payload)
+            elif dispatch.submit(session, handler, session.socket, inbound.payload):
+                self._pause()
         if error is not None:
             self._violation(error)
 
-    def _message(self, raw: bytes) -> None:
-        stats = self.stats
-        stats["messages_in"] += 1
-        bucket = self.bucket
-        if bucket is not None and not bucket.take():
-            stats["rate_limited"] += 1
-            self._stop(LIMIT_CLOSE_CODE)
-            return
-        inbound = parse_inbound(raw)
-        if inbound is None:
-            stats["ignored_frames"] += 1
-            log.debug("socket %s: frame without event name ignored", self.session.id)
-            return
-        event = inbound.event
-        if len(event) > self.max_event:
-            stats["event_name_too_long"] += 1
-            self._stop(LIMIT_CLOSE_CODE)
-            return
-        handler = self.handlers.get(event)
-        if handler is None:
-            stats["unknown_events"] += 1
-            log.debug("socket %s: no handler for %r", self.session.id, event)
-            return
-        session = self.session
-        dispatch = self.dispatch
-        if session.backlog is None and event in dispatch.inline_events:
-            dispatch.inline(handler, session.socket, inbound.payload)
-        elif session.backlog is None and event in dispatch.async_events:
-            self._run_async(handler, inbound.payload)
-        elif dispatch.submit(session, handler, session.socket, inbound.payload):
-            self._pause()
+    def _control(self, op: int, payload: bytes) -> None:
+        if op == OP_CLOSE:
+            self._on_close(payload)
+        elif op == OP_PING:
+            if not self.sent_close:
+                self.transport.write(pong_frame(payload))
+        # a pong: only its arrival (rx) matters
 
     def _run_async(self, fn: Any, payload: bytes) -> None:
         """Run an async handler up to its first suspension, as the connection's task."""
         coro = fn(self.session.socket, payload)
         host = self.host
-        if host is not None and _enter_task is not None:
+        if host is not None:
             _enter_task(self.loop, host)
         try:
             first = coro.send(None)
@@ -281,7 +289,7 @@ class WsConnection(asyncio.Protocol):
             self.dispatch.failed(fn)
             return
         finally:
-            if host is not None and _leave_task is not None:
+            if host is not None:
                 _leave_task(self.loop, host)
         self.dispatch.adopt(self.session, fn)
         self._push((_RESUME, fn, coro, first))

@@ -99,8 +99,69 @@ class FrameParser:
         if buf:
             buf += data
             data = buf  # type: ignore[assignment]  # parsed in place; slices of it are copies
+        n = len(data)
+        pos = 0
+        unmask = self.unmask
         try:
-            pos = self._parse(data, out)
+            while n - pos >= 2:
+                b0 = data[pos]
+                b1 = data[pos + 1]
+                if not b1 & 0x80:
+                    raise ProtocolError(PROTOCOL_ERROR, "unmasked", "client frame without the mask bit")
+                length = b1 & 0x7F
+                if length < 126:
+                    head = 6
+                elif length == 126:
+                    if n - pos < 4:
+                        break
+                    length = (data[pos + 2] << 8) | data[pos + 3]
+                    head = 8
+                else:
+                    if n - pos < 10:
+                        break
+                    length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                    if length >> 63:
+                        raise ProtocolError(PROTOCOL_ERROR, "protocol", "64-bit length with the top bit set")
+                    head = 14
+                op = b0 & 0x0F
+                if b0 & 0x70:
+                    raise ProtocolError(PROTOCOL_ERROR, "protocol", "reserved bits set (no extension agreed)")
+                if op > OP_BINARY:
+                    if op > OP_PONG or op < OP_CLOSE:
+                        raise ProtocolError(PROTOCOL_ERROR, "protocol", f"unknown opcode {op:#x}")
+                    if not b0 & 0x80 or length > 125:
+                        raise ProtocolError(PROTOCOL_ERROR, "protocol", "fragmented or long control frame")
+                elif op == OP_CONTINUATION:
+                    if self._parts is None:
+                        raise ProtocolError(PROTOCOL_ERROR, "protocol", "continuation outside a message")
+                    if self._part_len + length > self.max_size:
+                        raise self._too_big(self._part_len + length)
+                elif self._parts is not None:
+                    raise ProtocolError(PROTOCOL_ERROR, "protocol", "new message inside a fragmented one")
+                elif length > self.max_size:
+                    raise self._too_big(length)
+                end = pos + head + length
+                if end > n:
+                    break
+                payload = unmask(data[pos + head : end], data[pos + head - 4 : pos + head]) if length else b""
+                pos = end
+                if b0 & 0x80 and op:  # the common case: a whole message in one frame
+                    if op == OP_TEXT and self.check_utf8 and not valid_utf8(payload):
+                        raise ProtocolError(INVALID_TEXT, "utf8", "text message is not valid UTF-8")
+                    out.append((op, payload))
+                elif op:  # the first fragment
+                    self._parts, self._part_op, self._part_len = [payload], op, length
+                else:
+                    parts = self._parts
+                    assert parts is not None
+                    parts.append(payload)
+                    self._part_len += length
+                    if b0 & 0x80:  # the last fragment
+                        payload = b"".join(parts)
+                        self._parts = None
+                        if self._part_op == OP_TEXT and self.check_utf8 and not valid_utf8(payload):
+                            raise ProtocolError(INVALID_TEXT, "utf8", "text message is not valid UTF-8")
+                        out.append((self._part_op, payload))
         except ProtocolError as exc:
             exc.frames = out
             self._failed = exc
@@ -109,81 +170,13 @@ class FrameParser:
             raise
         if data is buf:
             del buf[:pos]
-        elif pos < len(data):
+        elif pos < n:
             self._buf = bytearray(data[pos:])
         return out
 
-    def _parse(self, data: bytes, out: list[tuple[int, bytes]]) -> int:
-        """Append the complete frames of ``data`` to ``out``; return the bytes used."""
-        n = len(data)
-        pos = 0
-        unmask = self.unmask
-        while n - pos >= 2:
-            b0 = data[pos]
-            b1 = data[pos + 1]
-            if not b1 & 0x80:
-                raise ProtocolError(PROTOCOL_ERROR, "unmasked", "client frame without the mask bit")
-            length = b1 & 0x7F
-            if length < 126:
-                head = 6
-            elif length == 126:
-                if n - pos < 4:
-                    break
-                length = (data[pos + 2] << 8) | data[pos + 3]
-                head = 8
-            else:
-                if n - pos < 10:
-                    break
-                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
-                if length >> 63:
-                    raise ProtocolError(PROTOCOL_ERROR, "protocol", "64-bit length with the top bit set")
-                head = 14
-            op = b0 & 0x0F
-            if b0 & 0x70:
-                raise ProtocolError(PROTOCOL_ERROR, "protocol", "reserved bits set (no extension agreed)")
-            if op > OP_BINARY:
-                if op > OP_PONG or op < OP_CLOSE:
-                    raise ProtocolError(PROTOCOL_ERROR, "protocol", f"unknown opcode {op:#x}")
-                if not b0 & 0x80 or length > 125:
-                    raise ProtocolError(PROTOCOL_ERROR, "protocol", "fragmented or long control frame")
-            else:
-                if op == OP_CONTINUATION:
-                    if self._parts is None:
-                        raise ProtocolError(PROTOCOL_ERROR, "protocol", "continuation outside a message")
-                    size = self._part_len + length
-                elif self._parts is not None:
-                    raise ProtocolError(PROTOCOL_ERROR, "protocol", "new message inside a fragmented one")
-                else:
-                    size = length
-                if size > self.max_size:
-                    raise ProtocolError(MESSAGE_TOO_BIG, "size",
-                                        f"message of {size}+ bytes is over max_message_size={self.max_size}")
-            end = pos + head + length
-            if end > n:
-                break
-            payload = unmask(data[pos + head : end], data[pos + head - 4 : pos + head]) if length else b""
-            pos = end
-            if op > OP_BINARY:
-                out.append((op, payload))
-                continue
-            if not b0 & 0x80:  # a fragment: held until the final one
-                if op == OP_CONTINUATION:
-                    self._parts.append(payload)  # type: ignore[union-attr]  # checked above
-                    self._part_len += length
-                else:
-                    self._parts, self._part_op, self._part_len = [payload], op, length
-                continue
-            if op == OP_CONTINUATION:
-                parts = self._parts
-                assert parts is not None
-                parts.append(payload)
-                payload = b"".join(parts)
-                op = self._part_op
-                self._parts = None
-            if op == OP_TEXT and self.check_utf8 and not valid_utf8(payload):
-                raise ProtocolError(INVALID_TEXT, "utf8", "text message is not valid UTF-8")
-            out.append((op, payload))
-        return pos
+    def _too_big(self, size: int) -> ProtocolError:
+        return ProtocolError(MESSAGE_TOO_BIG, "size",
+                             f"message of {size}+ bytes is over max_message_size={self.max_size}")
 
 
 def parse_close(payload: bytes) -> tuple[int, str]:
