@@ -367,8 +367,8 @@ class WsConnection(asyncio.Protocol):
             self.rx = False
             self._idle = 0
             return
-        if self.lost or self.transport.is_closing():
-            return
+        if self.lost or self.sent_close or self.transport.is_closing():
+            return  # closing: close() bounds the wait for the peer
         self._idle += 1
         if self._idle == 2:
             self.transport.write(PING)
