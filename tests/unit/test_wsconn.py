@@ -253,3 +253,29 @@ async def test_a_socket_that_never_answers_pings_is_dropped():
         reader.cancel()
     quiet.close()
     await gw.stop()
+
+
+def test_the_same_on_uvloop():
+    """Ray runs actors on uvloop when it is installed: the hand-over, the tail, the task."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def go() -> None:
+        gw = await served()
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(upgrade_request(gw.port) + frame(0x2, b"task\x02x") + frame(0x2, b"slow\x02y")
+                     + frame(0x2, b"echo\x02z"))
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+        ws = RawWS(reader, writer)
+        got = [(await ws.read_frame())[1] for _ in range(4)]
+        assert got[1:] == [b"task\x01B\x02same", b"slow\x01B\x02y", b"echo\x01B\x02z"]
+        await ws.send(frame(0x2, b"echo\x02z", mask=False))
+        assert await ws.close_code() == 1002
+        await wait_for(lambda: gw.hub.stats["unmasked_frames"] == 1, "unmasked_frames")
+        ws.close()
+        await gw.stop()
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(go())
+    finally:
+        loop.close()
