@@ -335,7 +335,11 @@ class Hub:
         self._stats["ops_in"] += len(ops)
         for op in ops:  # type(op) is ...: exact types, fastest first (mypy narrows these)
             if type(op) is Deliver:
-                self._deliver(self.members(op.room), op.wire)
+                room = op.room
+                if room.startswith(SOCKET_ID_ROOM_PREFIX):
+                    self._deliver(self.members(room), op.wire)
+                else:
+                    self._deliver(self._members_of(room) or (), op.wire)
             elif type(op) is DeliverAll:
                 self._deliver(self.sessions.values(), op.wire)
             elif type(op) is Holders:
