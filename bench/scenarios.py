@@ -258,7 +258,7 @@ class Bench:
                 own_max[kind] = res["msgs_per_s"]
                 self.add(Row(scenario, f"K={k} {variant}", servers[kind].label, res, cpu, {
                     "per_server_cpu_s": res["delivered"] / cpu["total"] if cpu["total"] else None,
-                    "repetitions": all_}))
+                    "repetitions": all_, "repetitions_per_server_cpu_s": per_cpu(reps)}))
             if not fixed:
                 return
             common = s.fixed_fraction * own_max.get(BASELINE, min(own_max.values()))
@@ -305,7 +305,7 @@ class Bench:
             res.update(lgs[kind].ready)
             self.add(Row("rooms", f"{s.rooms} rooms of 2-5", servers[kind].label, res, cpu, {
                 "per_server_cpu_s": res["delivered"] / cpu["total"] if cpu["total"] else None,
-                "repetitions": all_}))
+                "repetitions": all_, "repetitions_per_server_cpu_s": per_cpu(reps)}))
 
     def cross(self) -> None:
         kinds = [k for k in (SACSOCK, SACSOCK_BASE) if k in self.servers]  # the base taking turns
@@ -374,6 +374,11 @@ class Bench:
                 server.stop()
         if "cross" in self.only and SACSOCK in self.servers:
             self.cross()
+
+
+def per_cpu(reps: list[tuple[dict, dict]]) -> list[float | None]:
+    """Every repetition's deliveries per server CPU second (in run order)."""
+    return [round(res["delivered"] / cpu["total"]) if cpu.get("total") else None for res, cpu in reps]
 
 
 def summarize_profile(path: Path, top: int = 25) -> str:
