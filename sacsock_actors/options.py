@@ -73,8 +73,9 @@ class ServerOptions:
     - ``max_messages_per_second``: inbound messages per socket per second (bursts of up to
       one second's worth).
     - ``handshake_timeout``: seconds a connection has to send a complete upgrade (or any
-      HTTP) request; ``max_pending_upgrades``: connections per gateway that may be waiting
-      to do so. Slower or further ones are aborted.
+      HTTP) request, and on keep-alive each next request after a response (an idle
+      keep-alive connection is closed then); ``max_pending_upgrades``: connections per
+      gateway that may be waiting to do so. Slower or further ones are aborted.
     - ``check_utf8``: text frames must be valid UTF-8 (RFC 6455), else close 1007.
       Unmasked client frames always close the connection (1002).
     - ``error_log_burst``: handler errors logged with a traceback per handler per minute;
