@@ -100,8 +100,11 @@ class HandshakeGuard:
             return response  # upgraded (and over by now): the websocket has its own timeouts
         # write it here, so the next request's clock starts when this response is out
         # (prepare and write_eof are no-ops when aiohttp calls them again)
-        await response.prepare(request)
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionError:  # the client left: aiohttp's own write of it ignores that too
+            return response
         if response.keep_alive:
             self._rearm(request)
         return response

@@ -5,6 +5,7 @@ tests/integration/test_hostile.py against a real gateway.)"""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 
 import pytest
@@ -15,6 +16,7 @@ from sacsock_actors.gateways.guard import HandshakeGuard
 WAIT = 30.0  # a generous bound, never a measurement
 SHORT = 0.3  # the handshake timeout of tests that expect a cut
 LONG = 60.0  # ... of tests that must see no cut
+ANSWERED = web.AppKey("answered", asyncio.Event)
 
 
 async def _ok(request: web.Request) -> web.Response:
@@ -23,6 +25,15 @@ async def _ok(request: web.Request) -> web.Response:
 
 async def _missing(request: web.Request) -> web.Response:
     raise web.HTTPNotFound(text="nope")
+
+
+async def _after_the_client_left(request: web.Request) -> web.Response:
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while request.transport is not None:  # bounded wait for the server to see the client go
+        assert asyncio.get_running_loop().time() < deadline, "the client's close was never seen"
+        await asyncio.sleep(0.01)
+    request.app[ANSWERED].set()
+    return web.Response(text="too late")
 
 
 async def _ws(request: web.Request) -> web.WebSocketResponse:
@@ -34,8 +45,8 @@ async def _ws(request: web.Request) -> web.WebSocketResponse:
 
 
 class Site:
-    def __init__(self, guard: HandshakeGuard, runner: web.AppRunner, port: int) -> None:
-        self.guard, self.runner, self.port = guard, runner, port
+    def __init__(self, guard: HandshakeGuard, runner: web.AppRunner, port: int, app: web.Application) -> None:
+        self.guard, self.runner, self.port, self.app = guard, runner, port, app
 
     async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection("127.0.0.1", self.port)
@@ -51,6 +62,8 @@ async def site_factory():
         app.router.add_get("/ok", _ok)
         app.router.add_get("/missing", _missing)
         app.router.add_get("/ws", _ws)
+        app.router.add_get("/late", _after_the_client_left)
+        app[ANSWERED] = asyncio.Event()
         runner = web.AppRunner(app)
         await runner.setup()
         guard.install(runner.server)
@@ -58,7 +71,7 @@ async def site_factory():
         await site.start()
         runners.append(runner)
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return Site(guard, runner, port)
+        return Site(guard, runner, port, app)
 
     yield make
     for runner in runners:
@@ -190,3 +203,17 @@ async def test_an_upgrade_after_a_get_stops_the_clock(site_factory):
     assert await asyncio.wait_for(reader.readexactly(4), WAIT) == bytes([0x81, 2]) + b"hi"
     assert site.guard.stats["handshake_timeouts"] == 0
     writer.close()
+
+
+async def test_a_client_gone_before_its_response_is_no_server_error(site_factory, caplog):
+    site = await site_factory(LONG)
+    reader, writer = await site.open()
+    writer.write(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    await until(lambda: site.guard.pending == 0, "the request reached the handler")
+    writer.close()
+    await asyncio.wait_for(site.app[ANSWERED].wait(), WAIT)
+    await until(lambda: not site.runner.server.connections, "the connection dropped")  # type: ignore[union-attr]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]  # a client can make no log line this way
+    assert site.guard.pending == 0 and site.guard.stats["handshake_timeouts"] == 0
