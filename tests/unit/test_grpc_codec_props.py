@@ -44,7 +44,8 @@ def casts(draw):
         payload = draw(st.binary())
     else:
         payload = json.dumps(draw(json_values), ensure_ascii=draw(st.booleans())).encode()
-    room = draw(st.one_of(st.none(), names))
+    # broadcast, roomcast, socketcast (a socket's own room)
+    room = draw(st.one_of(st.none(), names, names.map(lambda sid: f"__socket_id:{sid}")))
     return Cast(room, draw(names), kind, payload)
 
 
@@ -81,6 +82,7 @@ def assert_deliverable(cast: Cast) -> None:
 @given(casts())
 def test_round_trip_through_protobuf(cast):
     method, raw = to_message(cast)
+    assert method == ("DoBroadcast" if cast.room is None else "DoRoomcast")
     assert from_message(method, raw) == cast
 
 

@@ -51,7 +51,8 @@ def casts(draw):
         payload = draw(st.binary())
     else:
         payload = json.dumps(draw(json_values), ensure_ascii=draw(st.booleans())).encode()
-    room = draw(st.one_of(st.none(), names))
+    # broadcast, roomcast, socketcast (a socket's own room)
+    room = draw(st.one_of(st.none(), names, names.map(lambda sid: f"__socket_id:{sid}")))
     return Cast(room, draw(names), kind, payload)
 
 
