@@ -60,7 +60,8 @@ def test_an_unknown_op_is_counted_not_fatal():
         return await shard.stats()
 
     assert asyncio.run(go()) == {
-        "rooms": 1, "watches": 0, "pushed": 1, "lost": 0, "unknown_ops": 1, "rebuilding": 0, "joins_deferred": 0,
+        "rooms": 1, "watches": 0, "pushed": 1, "lost": 0, "unknown_ops": 1,
+        "rebuilding": 0, "joins_deferred": 0,
     }
 
 
