@@ -65,6 +65,10 @@ class RoomShardActor:
     async def ping(self) -> str:
         return self.epoch
 
+    async def node_id(self) -> str:
+        """The Ray node this incarnation runs on (for operators and tests)."""
+        return str(self.rt.node_id())
+
     async def hello(
         self, gateway_id: str, handle: Any, rooms: list[str], gateways: tuple = (), fresh: bool = False
     ) -> str:
