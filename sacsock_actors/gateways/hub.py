@@ -10,7 +10,7 @@ onward over :class:`Links`, straight to other gateways, only where they may hold
   the id carries (``protocol.new_socket_id``), else (a foreign id) to every other gateway;
 - a room we do not hold: we "watch" it: the first cast goes to every other gateway and
   asks the room's shard (``Watch``); its answer (``Watched``) and every later change
-  (``Holders``) tell us the holders, and later casts go only to them. A bounded LRU of
+  (``HolderAdded``/``HolderRemoved``) tell us the holders, and later casts go only to them. A bounded LRU of
   ``watch_limit`` rooms (an evicted one is ``Unwatch``-ed);
 - a room we hold whose holders we have not heard yet: to every other gateway.
 
@@ -43,6 +43,8 @@ from ..ops import (
     Deliver,
     DeliverAll,
     GatewayOp,
+    HolderAdded,
+    HolderRemoved,
     Holders,
     Join,
     Leave,
@@ -354,6 +356,8 @@ class Hub:
                 if entry is not None and entry[0] == op.seq:  # the answer to our latest Watch
                     self.watched[op.room] = (op.seq, frozenset(op.gateways) - {self.links.gateway_id})
                     self.stats["watches_answered"] += 1
+            elif type(op) is HolderAdded or type(op) is HolderRemoved:
+                self._holder_changed(op)
             elif type(op) is StartRoomcast:
                 self.roomcast(op.room, op.frame, publish=op.publish)
             elif type(op) is StartBroadcast:
@@ -361,6 +365,27 @@ class Hub:
             else:
                 self.stats["unknown_ops"] += 1
                 log.warning("gateway %s: unknown op %r dropped", self.links.gateway_id, type(op).__name__)
+
+    def _holder_changed(self, op: HolderAdded | HolderRemoved) -> None:
+        """A change to a room's holders, applied to the list the shard sent before (the
+        shard's ops to us are in order). No list yet (a join not answered, a watch not
+        answered, a room left meanwhile): ignored, and casts still go to every gateway."""
+        room, gid = op.room, op.gateway
+        if gid == self.links.gateway_id:
+            return
+        if room in self.rooms:
+            known = self.holders.get(room)
+            if known is None:
+                self.stats["holder_changes_ignored"] += 1
+                return
+            self.holders[room] = known | {gid} if type(op) is HolderAdded else known - {gid}
+            return
+        entry = self.watched.get(room)
+        if entry is None or entry[1] is None:
+            self.stats["holder_changes_ignored"] += 1
+            return
+        known = entry[1]
+        self.watched[room] = (entry[0], known | {gid} if type(op) is HolderAdded else known - {gid})
 
     # ---- writing ---------------------------------------------------------------------------
 

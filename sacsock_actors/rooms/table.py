@@ -113,6 +113,10 @@ class ShardTable:
     def gateways(self, room: str) -> frozenset[str] | set[str]:
         return self._table.members(room)
 
+    def holds(self, room: str, gateway: str) -> bool:
+        """Whether ``gateway`` holds members of ``room``."""
+        return room in self._by_gateway.get(gateway, ())
+
     def watch(self, room: str, gateway: str) -> None:
         """``gateway`` wants to be told of ``room``'s holders (held or not)."""
         self._watchers.add(room, gateway)

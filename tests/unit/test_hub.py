@@ -8,6 +8,8 @@ from sacsock_actors.gateways.wsframe import ws_frame
 from sacsock_actors.ops import (
     Deliver,
     DeliverAll,
+    HolderAdded,
+    HolderRemoved,
     Holders,
     Join,
     Leave,
@@ -143,6 +145,33 @@ def test_roomcast_goes_only_to_the_holders_the_shard_named():
     hub.roomcast("r", encode("e", 2))
     flush(hub)
     assert [g for g, _ in links.gateway_ops] == ["g2"]
+
+
+def test_holder_changes_apply_to_the_list_the_shard_sent_and_are_ignored_without_one():
+    hub, links, _ = make(others=["g1", "g2", "g3"])
+    a = session(hub, "A")
+    hub.join(a, "r")
+    hub.receive([HolderAdded("r", "g2")])  # no list yet (join not answered): ignored
+    assert "r" not in hub.holders and hub.stats["holder_changes_ignored"] == 1
+    hub.roomcast("r", encode("e", 1))
+    assert sorted(g for g, _ in links.gateway_ops) == ["g1", "g2", "g3"], "no list: every gateway"
+    hub.receive([Holders("r", ("g0", "g1"))])
+    hub.receive([HolderAdded("r", "g3"), HolderRemoved("r", "g1"), HolderAdded("r", "g0")])
+    assert hub.holders["r"] == {"g3"}, "changes on the list; this gateway never lists itself"
+    links.gateway_ops.clear()
+    hub.roomcast("r", encode("e", 2))
+    assert [g for g, _ in links.gateway_ops] == ["g3"]
+
+
+def test_holder_changes_to_a_watched_room_count_only_after_the_watch_was_answered():
+    hub, links, _ = make(others=["g1", "g2"])
+    hub.roomcast("far", encode("e", 1))  # Watch(far, 1)
+    hub.receive([HolderAdded("far", "g1")])  # before the answer: ignored
+    assert hub.watched["far"] == (1, None)
+    hub.receive([Watched("far", ("g1",), 1), HolderAdded("far", "g2"), HolderRemoved("far", "g1")])
+    assert hub.watched["far"] == (1, frozenset({"g2"}))
+    hub.receive([HolderAdded("gone", "g1")])  # neither held nor watched: ignored
+    assert "gone" not in hub.watched and "gone" not in hub.holders
 
 
 def test_holders_forgotten_when_room_leaves_this_gateway():
