@@ -50,6 +50,9 @@ class Receiver:
     async def receive(self, batch: object) -> None:
         self.items += 1
 
+    def receive_sync(self, batch: object) -> None:  # a plain method: Ray runs it on the loop too
+        self.items += 1
+
 
 class Sender:
     def __init__(self, peer: object) -> None:
@@ -58,11 +61,11 @@ class Sender:
     def pid(self) -> int:
         return os.getpid()
 
-    async def run(self, calls: int, size: int, compact: bool) -> float:
+    async def run(self, calls: int, size: int, compact: bool, method: str = "receive") -> float:
         from sacsock_actors.ops import Deliver
 
         batch: object = WIRE * size if compact else [Deliver("room", WIRE) for _ in range(size)]
-        remote = self.peer.receive.remote  # type: ignore[attr-defined]
+        remote = getattr(self.peer, method).remote
         began = time.perf_counter()
         for _ in range(calls):
             await remote(batch)  # one call in flight, as an Outbox
@@ -84,23 +87,27 @@ def main() -> None:
     ray.get(sender.run.remote(200, 10, False))  # warm up both paths
     ray.get(sender.run.remote(200, 10, True))
     rows = []
-    for size in SIZES:
-        for compact in (False, True):
-            before = [cpu_seconds(p) for p in pids]
-            wall = ray.get(sender.run.remote(CALLS, size, compact))
-            after = [cpu_seconds(p) for p in pids]
-            send_us, recv_us = ((a - b) / CALLS * 1e6 for a, b in zip(after, before, strict=True))
-            rows.append({
-                "casts_per_call": size, "payload": "bytes" if compact else "Deliver ops",
-                "wall_us_per_call": round(wall / CALLS * 1e6, 1),
-                "sender_cpu_us_per_call": round(send_us, 1), "receiver_cpu_us_per_call": round(recv_us, 1),
-                "cpu_us_per_cast": round((send_us + recv_us) / size, 1),
-            })
+    cases = [(size, compact, "receive") for size in SIZES for compact in (False, True)]
+    # the receiver as a plain method (Ray runs it on the actor's loop as well), alternated
+    cases += [(10, False, "receive_sync"), (10, False, "receive"), (10, False, "receive_sync")]
+    for size, compact, method in cases:
+        before = [cpu_seconds(p) for p in pids]
+        wall = ray.get(sender.run.remote(CALLS, size, compact, method))
+        after = [cpu_seconds(p) for p in pids]
+        send_us, recv_us = ((a - b) / CALLS * 1e6 for a, b in zip(after, before, strict=True))
+        rows.append({
+            "casts_per_call": size, "payload": "bytes" if compact else "Deliver ops",
+            "receiver_method": "async def" if method == "receive" else "def",
+            "wall_us_per_call": round(wall / CALLS * 1e6, 1),
+            "sender_cpu_us_per_call": round(send_us, 1), "receiver_cpu_us_per_call": round(recv_us, 1),
+            "cpu_us_per_cast": round((send_us + recv_us) / size, 1),
+        })
     ray.shutdown()
-    print(f"{'casts/call':>10} {'payload':<12} {'wall us':>8} {'sender CPU us':>14} {'receiver CPU us':>16} "
-          f"{'CPU us/cast':>12}")
+    print(f"{'casts/call':>10} {'payload':<12} {'method':<10} {'wall us':>8} {'sender CPU us':>14} "
+          f"{'receiver CPU us':>16} {'CPU us/cast':>12}")
     for r in rows:
-        print(f"{r['casts_per_call']:>10} {r['payload']:<12} {r['wall_us_per_call']:>8} "
+        print(f"{r['casts_per_call']:>10} {r['payload']:<12} {r['receiver_method']:<10} "
+              f"{r['wall_us_per_call']:>8} "
               f"{r['sender_cpu_us_per_call']:>14} {r['receiver_cpu_us_per_call']:>16} "
               f"{r['cpu_us_per_cast']:>12}")
     out = BENCH / "results" / "ray_call_cost.json"
