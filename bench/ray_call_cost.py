@@ -7,7 +7,8 @@ Two async actors shaped like gateways (``num_cpus=0``, ``max_concurrency=10_000`
 fresh local Ray, every process pinned to the server CPUs as ``bench/run.py`` pins its
 servers. The sender keeps one call in flight, as a ``batching.Outbox`` does, and calls
 ``receive(batch)`` ``CALLS`` times; the batch is either ``Deliver`` ops (what a gateway
-sends today) or one ``bytes`` of the same size (a compact payload). CPU seconds come from
+sends today) or one ``bytes`` of the same size (a compact payload); the last rows
+alternate the receiver as ``async def`` and as a plain ``def``. CPU seconds come from
 ``/proc/<pid>/stat`` of the two actor processes (all their threads: Ray's C++ ones too).
 
 What it tells: the fixed cost per call (thread hand-offs, gRPC, Ray's task machinery)
