@@ -11,10 +11,15 @@ small changes in the Python path show:
 - ``fanout``: one roomcast to K local members, then the flush (ns per delivery);
 - ``remote``: a ``Deliver`` op from another gateway to K members, then the flush;
 - ``echo``: one emit to one socket, then the flush (ns per message);
+- ``rooms``: ``Socket.roomcast`` (as a handler calls it: encode, onto the loop, route)
+  to each of 1,000 rooms of 3 members out of the same 1,000 sockets, then the flush
+  (ns per cast): the many-rooms scenario's per-cast path;
+- ``rooms remote``: the same casts arriving as ``Deliver`` ops from another gateway;
 - ``op``: building one ``Deliver`` and one cloudpickle round trip (what Ray does to a
   batch), next to a bare tuple of the same fields (ns per op).
 
-Best of several repetitions (the least disturbed), so it compares code, not machines.
+Best of several repetitions (the least disturbed), timed in the thread's CPU time (so a
+busy machine's descheduling does not count), so it compares code, not machines.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from sacsock_actors.app import AppSpec  # noqa: E402
 from sacsock_actors.gateways.endpoint import Endpoint  # noqa: E402
 from sacsock_actors.gateways.hub import Hub  # noqa: E402
 from sacsock_actors.gateways.session import Session  # noqa: E402
+from sacsock_actors.gateways.socket import Socket  # noqa: E402
 from sacsock_actors.gateways.wsframe import ws_frame  # noqa: E402
 from sacsock_actors.ops import Deliver  # noqa: E402
 from sacsock_actors.protocol import encode  # noqa: E402
@@ -64,6 +70,8 @@ class NoLinks:
 
     gateway_id = "g0"
     shard_count = 2
+    socket_tag = None
+    publishing = False  # no bridges
 
     def __init__(self) -> None:
         self.shard_ops: list = []
@@ -97,7 +105,23 @@ def gateway(k: int) -> tuple[Hub, Endpoint, list[Session]]:
 
 
 def best(fn, number: int) -> float:
-    return min(timeit.repeat(fn, number=number, repeat=REPEAT)) / number
+    return min(timeit.repeat(fn, number=number, repeat=REPEAT, timer=time.thread_time)) / number
+
+
+def many_rooms(rooms: int = 1000, size: int = 3) -> tuple[Socket, Hub, Endpoint, list[str]]:
+    """A gateway whose 1,000 sockets are in ``rooms`` rooms of ``size`` (random, fixed seed)."""
+    import random
+    import threading
+
+    hub, endpoint, sessions = gateway(1000)
+    endpoint._loop_thread = threading.get_ident()  # calls from "the loop" run at once
+    rng = random.Random(1)
+    names = [f"r{i}" for i in range(rooms)]
+    for name in names:
+        for s in rng.sample(sessions, size):
+            hub.join(s, name)
+    hub.joins_confirmed(hub.links.shard_ops)  # type: ignore[attr-defined]
+    return Socket(sessions[0], hub, endpoint), hub, endpoint, names
 
 
 def main() -> None:
@@ -121,6 +145,20 @@ def main() -> None:
         hub.emit(one, frame)
         endpoint.flush()
 
+    caster, rhub, rendpoint, names = many_rooms()
+    body = b"x" * 64
+
+    def rooms() -> None:
+        for name in names:
+            caster.roomcast(name, "m", body)
+        rendpoint.flush()
+
+    arriving = [Deliver(name, ws_frame(b"m\x01B\x02" + body, True)) for name in names]
+
+    def rooms_remote() -> None:
+        rhub.receive(arriving)
+        rendpoint.flush()
+
     wires = [bytes([i % 256]) * 90 for i in range(100)]
     ops = [Deliver("room", w) for w in wires]
     tuples = [("room", "room", w) for w in wires]
@@ -128,6 +166,8 @@ def main() -> None:
         "fanout ns/delivery": best(fanout, 100) / K * 1e9,
         "remote ns/delivery": best(remote, 100) / K * 1e9,
         "echo ns/message": best(echo, 20_000) * 1e9,
+        "rooms ns/cast": best(rooms, 20) / len(names) * 1e9,
+        "rooms remote ns/cast": best(rooms_remote, 20) / len(names) * 1e9,
         "op Deliver build+pickle ns": (
             best(lambda: [Deliver("room", w) for w in wires], 200)
             + best(lambda: cloudpickle.loads(cloudpickle.dumps(ops)), 200)

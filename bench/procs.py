@@ -37,9 +37,13 @@ SACSOCK_PLAIN = "sacsock_actors_plain"  # plain def handlers
 BASELINE = "aiohttp_baseline"
 GO = "go_server"
 SOCKETIO = "python_socketio"
+#: the same app (async handlers) on another checkout of the repo, named by
+#: SACSOCK_BENCH_BASE=/path (e.g. main, for before/after side by side in one run)
+SACSOCK_BASE = "sacsock_actors_base"
 OURS = (SACSOCK, SACSOCK_PLAIN)
 PEERS = (BASELINE, GO, SOCKETIO)
-SERVER_ORDER = (BASELINE, GO, SACSOCK, SACSOCK_PLAIN, SOCKETIO)  # the baseline first: it sets the fixed rate
+# the baseline first: it sets the fixed rate
+SERVER_ORDER = (BASELINE, GO, SACSOCK, SACSOCK_PLAIN, SACSOCK_BASE, SOCKETIO)
 PROTO = {SOCKETIO: "socketio", GO: "gopeer"}  # the load generator's -proto; default sacsock
 
 
@@ -159,9 +163,11 @@ def _start_time(pid: int) -> str | None:
 class Server:
     """One server under test, in its own session, pinned to the server CPUs."""
 
-    def __init__(self, kind: str, label: str, cmd: list[str], cpus: str | None, logdir: Path) -> None:
+    def __init__(self, kind: str, label: str, cmd: list[str], cpus: str | None, logdir: Path,
+                 cwd: Path = REPO, env: dict[str, str] | None = None) -> None:
         self.kind, self.label = kind, label
         self.cmd = pinned(cmd, cpus)
+        self.cwd, self.env = cwd, env
         self.logfile = logdir / f"server-{label}.log"
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}
@@ -171,8 +177,8 @@ class Server:
 
     def start(self, timeout: float = 240.0) -> None:
         err = open(self.logfile, "w")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(self.cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=err, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
         err.close()
         lines = Lines(self.proc.stdout)
         try:

@@ -21,7 +21,8 @@ once the set-up has settled (joins confirmed, watches answered):
   every other gateway and asks the shard (Watch, Watched); later ones go to the holders;
 - before: what the outside cast cost on every cast before watching (every other gateway);
 - join: one more gateway starts holding the room while one outside gateway watches it
-  (Join, then Holders to every holder and watcher, which the join waits for);
+  (Join; the whole holder list to the newcomer, the change, HolderAdded, to every other
+  holder and the watcher, which the join waits for);
 - socketcast to a socket on another gateway (now one message; before: every other gateway).
 
 Prints markdown tables and writes bench/results/routing_model.json.

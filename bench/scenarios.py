@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import shutil
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from procs import (
     OURS,
     PY,
     SACSOCK,
+    SACSOCK_BASE,
     SACSOCK_PLAIN,
     SERVER_ORDER,
     SOCKETIO,
@@ -84,6 +86,11 @@ class Bench:
         self.fixed_rate: dict[int, float] = {}
         self.only = set(args.only.split(",")) if args.only else set(SCENARIOS)
         self.servers = [s for s in SERVER_ORDER if s in args.servers.split(",")]
+        self.base_checkout = os.environ.get("SACSOCK_BENCH_BASE")
+        if SACSOCK_BASE in self.servers and not self.base_checkout:
+            if SACSOCK_BASE in args.servers.split(",") and args.servers != ",".join(SERVER_ORDER):
+                log(f"warning: {SACSOCK_BASE} needs SACSOCK_BENCH_BASE=<another checkout>; skipping it")
+            self.servers.remove(SACSOCK_BASE)
         if SOCKETIO in self.servers and importlib.util.find_spec("socketio") is None:
             log("warning: python-socketio is not installed (pip install -e '.[bench]'); skipping it")
             self.servers.remove(SOCKETIO)
@@ -100,6 +107,12 @@ class Bench:
 
     def make_server(self, kind: str, label: str | None = None, gateways: int = 1, nodes: int = 1) -> Server:
         port = free_ports(max(nodes, 1))
+        if kind == SACSOCK_BASE:  # that checkout's package, app and launcher (its workers import from cwd)
+            root = Path(self.base_checkout or "").resolve()
+            cmd = [PY, str(root / "bench" / "servers" / "sacsock_server.py"), "--port", str(port),
+                   "--gateways", str(gateways), "--nodes", str(nodes)]
+            env = dict(os.environ, PYTHONPATH=str(root))
+            return Server(kind, label or kind, cmd, self.server_cpus, self.logdir, cwd=root, env=env)
         if kind in OURS:
             cmd = [PY, str(BENCH / "servers" / "sacsock_server.py"), "--port", str(port),
                    "--gateways", str(gateways), "--nodes", str(nodes),
@@ -245,7 +258,7 @@ class Bench:
                 own_max[kind] = res["msgs_per_s"]
                 self.add(Row(scenario, f"K={k} {variant}", servers[kind].label, res, cpu, {
                     "per_server_cpu_s": res["delivered"] / cpu["total"] if cpu["total"] else None,
-                    "repetitions": all_}))
+                    "repetitions": all_, "repetitions_per_server_cpu_s": per_cpu(reps)}))
             if not fixed:
                 return
             common = s.fixed_fraction * own_max.get(BASELINE, min(own_max.values()))
@@ -292,18 +305,23 @@ class Bench:
             res.update(lgs[kind].ready)
             self.add(Row("rooms", f"{s.rooms} rooms of 2-5", servers[kind].label, res, cpu, {
                 "per_server_cpu_s": res["delivered"] / cpu["total"] if cpu["total"] else None,
-                "repetitions": all_}))
+                "repetitions": all_, "repetitions_per_server_cpu_s": per_cpu(reps)}))
 
     def cross(self) -> None:
+        kinds = [k for k in (SACSOCK, SACSOCK_BASE) if k in self.servers]  # the base taking turns
         for gateways, nodes, variant in ((2, 1, "2 gateways"), (1, 2, "2 nodes")):
-            server = self.make_server(SACSOCK, f"{SACSOCK}-{variant.replace(' ', '')}", gateways, nodes)
-            log(f"-- starting {server.label}")
-            server.start()
+            servers: dict[str, Server] = {}
             try:
+                for kind in kinds:
+                    label = f"{kind}-{variant.replace(' ', '')}"
+                    servers[kind] = self.make_server(kind, label, gateways, nodes)
+                    log(f"-- starting {servers[kind].label}")
+                    servers[kind].start()
                 for k in self.sizes.cross_ks:
-                    self.fanout_k({SACSOCK: server}, k, "cross", variant, fixed=False)
+                    self.fanout_k(servers, k, "cross", variant, fixed=False)
             finally:
-                server.stop()
+                for server in servers.values():
+                    server.stop()
 
     # ---- profiling ---------------------------------------------------------------------
 
@@ -356,6 +374,11 @@ class Bench:
                 server.stop()
         if "cross" in self.only and SACSOCK in self.servers:
             self.cross()
+
+
+def per_cpu(reps: list[tuple[dict, dict]]) -> list[float | None]:
+    """Every repetition's deliveries per server CPU second (in run order)."""
+    return [round(res["delivered"] / cpu["total"]) if cpu.get("total") else None for res, cpu in reps]
 
 
 def summarize_profile(path: Path, top: int = 25) -> str:

@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--address", default=None,
                        help="Ray cluster to attach to ('auto' or ray://...); default: start a local Ray")
         p.add_argument("--room-shards", type=int, default=None)
+        p.add_argument("--shard-placement", choices=("auto", "spread"), default=None,
+                       help="spread: shards round-robin over the nodes (re-created elsewhere if one dies)")
         p.add_argument("--max-message-size", type=int, default=None, help="bytes (default 1 MiB)")
         p.add_argument("--allowed-origin", action="append", default=None,
                        help="origin allowed besides same-origin; repeat, or '*' for any")
@@ -93,6 +95,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     if args.room_shards is not None:
         opts["room_shards"] = args.room_shards
+    if args.shard_placement is not None:
+        opts["shard_placement"] = args.shard_placement
     if args.max_message_size is not None:
         opts["max_message_size"] = args.max_message_size
     if args.allowed_origin:

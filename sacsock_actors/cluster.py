@@ -126,8 +126,10 @@ class ClusterRuntime:
                 rayio.shutdown()
             raise ConfigError("no alive Ray node to place gateways on")
         self.placements = placements
+        self.shard_nodes = self._shard_nodes(spec.options.room_shards, spec.options.shard_placement)
         self.shards = [
-            rayio.spawn(_Shard, f"{self.token}:shard:{i}", i) for i in range(spec.options.room_shards)
+            rayio.spawn(_Shard, f"{self.token}:shard:{i}", i, prefer_node=node)
+            for i, node in enumerate(self.shard_nodes)
         ]
         self.gateway_ids = [f"gw-{i}" for i in range(len(placements))]
         self.gateways = {
@@ -138,6 +140,20 @@ class ClusterRuntime:
         self._caster = DriverCaster(rayio.Failover(list(self.gateways.values()), "driver casts"))
         self._supervisor: threading.Thread | None = None
         self.purged: set[str] = set()  # gateways gone for good (see _supervise)
+
+    def _shard_nodes(self, count: int, placement: str) -> list[str | None]:
+        """The node each shard should prefer (None: where Ray puts it)."""
+        if placement != "spread":
+            return [None] * count
+        if not rayio.supports_preferred_nodes():
+            if self.started_ray:
+                rayio.shutdown()
+            raise ConfigError(
+                "shard_placement='spread' needs a Ray whose actors take label_selector and "
+                "fallback_strategy (this one does not): upgrade Ray or use shard_placement='auto'"
+            )
+        nodes = sorted(alive_nodes())
+        return [nodes[i % len(nodes)] for i in range(count)]
 
     def _make_gateway(self, gid: str, placement: Placement) -> Any:
         config = GatewayConfig(
@@ -182,32 +198,36 @@ class ClusterRuntime:
         a gateway that is gone for good."""
         died: set[str] = set()  # gateways whose last call failed with ActorDiedError
         while not self._stop.wait(1.0):
-            live = {gid: g for gid, g in self.gateways.items() if gid not in self.purged}
-            calls: list[tuple[str | None, Any]] = [
-                (gid, rayio.remote(g, "start", live, list(self.bridges))) for gid, g in live.items()
-            ]
-            calls += [(None, rayio.remote(b, "start")) for b in self.bridges]
-            for gid, call in calls:
-                try:
-                    rayio.get(call, timeout=30)
-                    died.discard(gid or "")
-                except rayio.ActorDiedError as exc:
-                    # A call in flight when a restartable actor dies fails too, but calls
-                    # made after that wait for the restart: two failed rounds in a row mean
-                    # it is not coming back.
-                    if gid is not None and gid in died:
-                        self._purge(gid)
-                    elif gid is not None:
-                        died.add(gid)
-                    log.debug("actor died: %r", exc)
-                except rayio.ActorUnschedulableError as exc:
-                    # pinned to a node that is gone: it cannot come back (seen after a
-                    # node died, instead of a second ActorDiedError)
-                    if gid is not None and gid not in self.purged:
-                        self._purge(gid)
-                    log.debug("actor unschedulable: %r", exc)
-                except Exception as exc:  # noqa: BLE001 - a restarting actor; next round
-                    log.debug("actor not ready: %r", exc)
+            self._supervise_round(died)
+
+    def _supervise_round(self, died: set[str]) -> None:
+        """One round of :meth:`_supervise`: ``start`` on every live gateway and bridge."""
+        live = {gid: g for gid, g in self.gateways.items() if gid not in self.purged}
+        calls: list[tuple[str | None, Any]] = [
+            (gid, rayio.remote(g, "start", live, list(self.bridges))) for gid, g in live.items()
+        ]
+        calls += [(None, rayio.remote(b, "start")) for b in self.bridges]
+        for gid, call in calls:
+            try:
+                rayio.get(call, timeout=30)
+                died.discard(gid or "")
+            except rayio.ActorDiedError as exc:
+                # A call in flight when a restartable actor dies fails too, but calls
+                # made after that wait for the restart: two failed rounds in a row mean
+                # it is not coming back.
+                if gid is not None and gid in died:
+                    self._purge(gid)
+                elif gid is not None:
+                    died.add(gid)
+                log.debug("actor died: %r", exc)
+            except rayio.ActorUnschedulableError as exc:
+                # pinned to a node that is gone: it cannot come back (seen after a
+                # node died, instead of a second ActorDiedError)
+                if gid is not None and gid not in self.purged:
+                    self._purge(gid)
+                log.debug("actor unschedulable: %r", exc)
+            except Exception as exc:  # noqa: BLE001 - a restarting actor; next round
+                log.debug("actor not ready: %r", exc)
 
     def _purge(self, gid: str) -> None:
         """Tell every shard and live gateway that gateway ``gid`` is gone for good."""

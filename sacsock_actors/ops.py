@@ -4,6 +4,7 @@ Ops travel in batches (lists), one Ray call per batch (see ``batching.Outbox``).
 
     gateway -> shard:    Join(room)  Leave(room)  Watch(room, seq)  Unwatch(room)
     shard -> gateway:    Holders(room, gateways)  Watched(room, gateways, seq)
+                         HolderAdded(room, gateway)  HolderRemoved(room, gateway)
     gateway -> gateway:  Deliver(room, wire)  DeliverAll(wire)
     driver or bridge
       -> a gateway:      StartRoomcast(room, frame, publish)  StartBroadcast(frame, publish)
@@ -38,10 +39,29 @@ class Leave(NamedTuple):
 
 
 class Holders(NamedTuple):
-    """The shard's word on every gateway that holds ``room`` (the receiver included)."""
+    """The shard's word on every gateway that holds ``room`` (the receiver included): the
+    base list, sent to a gateway that holds the room anew, resyncs, or hears from a rebuilt
+    shard; later changes come as :class:`HolderAdded` / :class:`HolderRemoved`."""
 
     room: str
     gateways: tuple[str, ...]
+
+
+class HolderAdded(NamedTuple):
+    """A change to a room's holders the receiver already has a base list for (a
+    :class:`Holders` or :class:`Watched` from the same shard): ``gateway`` now holds it.
+    A receiver without a base list ignores it (it still casts to every gateway, and the
+    shard sends it a full list first)."""
+
+    room: str
+    gateway: str
+
+
+class HolderRemoved(NamedTuple):
+    """As :class:`HolderAdded`: ``gateway`` no longer holds ``room``."""
+
+    room: str
+    gateway: str
 
 
 class Watch(NamedTuple):
@@ -104,7 +124,9 @@ class Publish(NamedTuple):
 
 
 ShardOp = Join | Leave | Watch | Unwatch
-GatewayOp = Holders | Watched | Deliver | DeliverAll | StartRoomcast | StartBroadcast
+GatewayOp = (
+    Holders | HolderAdded | HolderRemoved | Watched | Deliver | DeliverAll | StartRoomcast | StartBroadcast
+)
 BridgeOp = Publish
 Op = ShardOp | GatewayOp | BridgeOp
 

@@ -44,6 +44,10 @@ def allow_origins(origins: Sequence[str]) -> OriginCheck:
     return check
 
 
+#: values of ``ServerOptions.shard_placement``
+SHARD_PLACEMENTS = ("auto", "spread")
+
+
 @dataclasses.dataclass(frozen=True)
 class ServerOptions:
     """Everything configurable about serving. Defaults are the safe choice.
@@ -56,6 +60,11 @@ class ServerOptions:
     - ``max_outgoing_buffer``: unsent bytes a socket may hold; a socket still above it
       after ``slow_consumer_grace`` seconds is closed (1013) and counted.
     - ``room_shards``: number of RoomShardActors rooms are hashed onto.
+    - ``shard_placement``: where the shards run. ``"auto"``: where Ray puts them (in
+      practice the driver's node). ``"spread"``: round-robin over the nodes alive at
+      start, each shard preferring its node; when that node dies Ray re-creates the shard
+      on another one and the gateways rebuild it (needs a Ray whose actors take
+      ``label_selector`` and ``fallback_strategy``).
     - ``handler_threads``: thread pool size, per gateway, for plain handlers that block.
     - ``blocking_threshold``: seconds; plain handlers run inline on the gateway's loop, and
       one whose call takes longer than this moves to the thread pool for good (None: every
@@ -73,8 +82,9 @@ class ServerOptions:
     - ``max_messages_per_second``: inbound messages per socket per second (bursts of up to
       one second's worth).
     - ``handshake_timeout``: seconds a connection has to send a complete upgrade (or any
-      HTTP) request; ``max_pending_upgrades``: connections per gateway that may be waiting
-      to do so. Slower or further ones are aborted.
+      HTTP) request, and on keep-alive each next request after a response (an idle
+      keep-alive connection is closed then); ``max_pending_upgrades``: connections per
+      gateway that may be waiting to do so. Slower or further ones are aborted.
     - ``check_utf8``: text frames must be valid UTF-8 (RFC 6455), else close 1007.
       Unmasked client frames always close the connection (1002).
     - ``error_log_burst``: handler errors logged with a traceback per handler per minute;
@@ -88,6 +98,7 @@ class ServerOptions:
     max_outgoing_buffer: int = 4 * MiB
     slow_consumer_grace: float = 5.0
     room_shards: int = 2
+    shard_placement: str = "auto"
     handler_threads: int = 16
     blocking_threshold: float | None = 0.01
     access_log: bool = False
@@ -108,6 +119,11 @@ class ServerOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        if self.shard_placement not in SHARD_PLACEMENTS:
+            raise ConfigError(
+                f"shard_placement must be one of {', '.join(map(repr, SHARD_PLACEMENTS))}, "
+                f"got {self.shard_placement!r}"
+            )
         if self.heartbeat is not None and self.heartbeat <= 0:
             raise ConfigError("heartbeat must be a positive number of seconds or None")
         if self.blocking_threshold is not None and not self.blocking_threshold > 0:

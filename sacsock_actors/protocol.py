@@ -115,10 +115,17 @@ def encode_typed(event: str, type_char: str, payload: bytes) -> Frame:
     return Frame(_head(event, type_char) + payload, type_char == TYPE_BIN)
 
 
+_new_frame = tuple.__new__  # Frame(...) without the NamedTuple constructor's overhead
+
+
 def encode(event: str, data: Any) -> Frame:
     """Encode one server-to-client message; raises InvalidEventName or EncodeError."""
     if type(event) is not str:
         check_event_name(event)
+    elif type(data) is bytes:  # the hot cases first: exact types, one cached header
+        return _new_frame(Frame, (_head(event, TYPE_BIN) + data, True))
+    elif type(data) is str:
+        return _new_frame(Frame, (_head(event, TYPE_STR) + data.encode("utf-8"), False))
     if isinstance(data, str):
         return Frame(_head(event, TYPE_STR) + data.encode("utf-8"), False)
     if isinstance(data, (bytes, bytearray, memoryview)):

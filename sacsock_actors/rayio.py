@@ -150,11 +150,46 @@ def actor_class(cls: type) -> Any:
     return ray.remote(cls)
 
 
-def spawn(actor_cls: Any, name: str, *args: Any, node: str | None = None) -> Any:
-    """Start a named, restartable actor (pinned to ``node`` when given)."""
+#: the label every Ray node carries with its own id
+NODE_ID_LABEL = "ray.io/node-id"
+
+
+def _prefer(node: str) -> dict[str, Any]:
+    """Actor options: run on ``node`` while it is alive, else anywhere.
+
+    Not ``NodeAffinitySchedulingStrategy(node, soft=True)``: for an actor that asks for no
+    resources (ours: ``num_cpus=0``) Ray ignores a soft affinity and picks a random node
+    (only a hard one is honoured, and a hard one makes the actor unschedulable once the
+    node is gone). A node-id label selector is honoured for such actors too, and its
+    fallback lets Ray re-create the actor on another node when that one dies.
+    """
+    return {"label_selector": {NODE_ID_LABEL: node}, "fallback_strategy": [{"label_selector": {}}]}
+
+
+def supports_preferred_nodes() -> bool:
+    """Whether this Ray takes the options :func:`spawn` needs for ``prefer_node``."""
+
+    class _Probe:
+        pass
+
+    try:
+        ray.remote(_Probe).options(**_prefer("probe"))
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def spawn(
+    actor_cls: Any, name: str, *args: Any, node: str | None = None, prefer_node: str | None = None
+) -> Any:
+    """Start a named, restartable actor: pinned to ``node`` when given (it cannot run
+    anywhere else, even once that node is gone), or preferring ``prefer_node`` (see
+    :func:`_prefer`), or where Ray puts it."""
     opts = dict(ACTOR_OPTIONS, name=name, namespace=NAMESPACE)
     if node is not None:
         opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
+    elif prefer_node is not None:
+        opts.update(_prefer(prefer_node))
     return actor_cls.options(**opts).remote(*args)
 
 

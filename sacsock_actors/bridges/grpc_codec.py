@@ -13,10 +13,10 @@ not UTF-8. Like upstream, JSON data that does not parse is refused.
 
 from __future__ import annotations
 
-import json
 from typing import Any, NamedTuple
 
 from ..errors import ConfigError, SacSockError
+from . import jsoncheck
 from .base import Cast
 
 #: sac-sock type char -> transport.DataType number, and back
@@ -28,6 +28,7 @@ ROOMCAST = "DoRoomcast"
 
 #: what :class:`InvalidCast` can carry (stats count ``invalid_<reason>``)
 REASONS = ("bad_data_type", "no_event", "bad_event", "no_room", "bad_json_payload", "bad_utf8")
+# bad_utf8: STR data that is not UTF-8, or an event/room holding a lone surrogate
 
 #: what :class:`AuthError` can carry (stats count ``rejected_<reason>``)
 AUTH_REASONS = (
@@ -77,6 +78,16 @@ def cast_fields(cast: Cast) -> tuple[str, dict[str, Any]]:
     return ROOMCAST, fields
 
 
+def _utf8_ok(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (protobuf parses only valid UTF-8 strings; a caller
+    passing its own ``str`` may hold a lone surrogate, which no frame can carry)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def decode_fields(room: str | None, event: str, data: bytes, data_type: int) -> Cast:
     """The cast an RPC carries (``room`` None for DoBroadcast); raises :class:`InvalidCast`."""
     type_char = CODE_DATA_TYPES.get(data_type)
@@ -88,9 +99,11 @@ def decode_fields(room: str | None, event: str, data: bytes, data_type: int) -> 
         raise InvalidCast("bad_event", f"event name {event!r} holds 0x01 or 0x02")
     if room is not None and not room:
         raise InvalidCast("no_room", "a roomcast without a room")
+    if not _utf8_ok(event) or (room is not None and not _utf8_ok(room)):
+        raise InvalidCast("bad_utf8", "the event or room holds a lone surrogate, not UTF-8 text")
     if type_char == "J":
         try:
-            json.loads(data)
+            jsoncheck.loads(data)  # UTF-8 only: json.loads would take UTF-16/32 bytes too
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise InvalidCast("bad_json_payload", f"JSON dataType but the data is not JSON ({exc})") from None
     elif type_char == "S":
@@ -150,7 +163,10 @@ def parse_hostport(value: str, what: str = "address") -> tuple[str, int]:
     host, _, port_text = value.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    # ASCII digits only, at most 5: str.isdigit() also takes "²" and "١", and int() refuses
+    # the first and more than 4300 digits with a ValueError that is not a ConfigError
+    digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+    if not host or not digits or not 0 <= int(port_text) <= 65535:
         raise ConfigError(f"{what} must be HOST:PORT with a port 0-65535, got {value!r}")
     return host, int(port_text)
 

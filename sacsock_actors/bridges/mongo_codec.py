@@ -21,16 +21,17 @@ five minutes in the past, so the TTL index (``expireAfterSeconds: 1``) removes i
 counts. It is stricter than upstream where upstream would emit a broken frame or crash:
 an empty or 0x01/0x02 event name, a roomcast without a room, ``JSON: true`` on a string
 (upstream's reader panics), bad JSON flagged ``JSON: true`` (upstream sends ``""``), and
-``Data`` of any other BSON type.
+``Data`` of any other BSON type (JavaScript code too, though pymongo reads it as a ``str``
+subclass).
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import SacSockError
+from . import jsoncheck
 from .base import Cast
 from .redis_codec import mask_url
 
@@ -71,7 +72,7 @@ REASONS = (
     "bad_data",  # Data missing or neither a string nor binary (subtype 0)
     "json_not_binary",  # JSON true but Data is a string
     "bad_json_payload",  # JSON true and Data is not JSON text
-    "bad_utf8",  # a string payload that is not UTF-8 (cannot happen from BSON; kept for casts)
+    "bad_utf8",  # a string holding a lone surrogate (cannot come from BSON; a caller's dict can)
 )
 
 
@@ -112,7 +113,7 @@ def peer_names(docs: list[dict[str, Any]], server_name: str) -> list[str]:
     seen: dict[str, None] = {}
     for doc in docs:
         name = doc.get("ServerName")
-        if isinstance(name, str) and name and name != server_name:
+        if type(name) is str and name and name != server_name:  # bson.Code is an unhashable str
             seen.setdefault(name, None)
     return list(seen)
 
@@ -164,9 +165,17 @@ def mark_read_update(now: datetime) -> dict[str, Any]:
 
 def _validate_json(payload: bytes) -> None:
     try:
-        json.loads(payload.decode("utf-8"))
+        jsoncheck.loads(payload)
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InvalidDocument("bad_json_payload", f"JSON is true but Data is not JSON ({exc})") from None
+
+
+def _check_utf8(text: str, field: str) -> bytes:
+    """``text`` as UTF-8; a lone surrogate (never from BSON, which is UTF-8) is refused."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidDocument("bad_utf8", f"{field} holds a lone surrogate, not UTF-8 text") from None
 
 
 def decode_document(doc: dict[str, Any], *, roomcast: bool) -> Cast:
@@ -177,27 +186,29 @@ def decode_document(doc: dict[str, Any], *, roomcast: bool) -> Cast:
     event = doc.get("EventName")
     if event is None or event == "":
         raise InvalidDocument("no_event", "EventName is missing or empty")
-    if not isinstance(event, str):
+    if type(event) is not str:  # exactly: bson.Code (JavaScript) is a str subclass
         raise InvalidDocument("bad_field", f"EventName must be a string, got {type(event).__name__}")
     if "\x01" in event or "\x02" in event:
         raise InvalidDocument("bad_event", f"event name {event!r} holds 0x01 or 0x02")
+    _check_utf8(event, "EventName")
     room: str | None = None
     if roomcast:
         room = doc.get("RoomName")
         if room is None or room == "":
             raise InvalidDocument("no_room", "a roomcast without RoomName")
-        if not isinstance(room, str):
+        if type(room) is not str:
             raise InvalidDocument("bad_field", f"RoomName must be a string, got {type(room).__name__}")
+        _check_utf8(room, "RoomName")
     is_json = doc.get("JSON", False)
     if is_json is None:
         is_json = False
     if not isinstance(is_json, bool):
         raise InvalidDocument("bad_field", f"JSON must be a bool, got {type(is_json).__name__}")
     data = doc.get("Data")
-    if isinstance(data, str):
+    if type(data) is str:
         if is_json:
             raise InvalidDocument("json_not_binary", "JSON is true but Data is a string, not binary")
-        return Cast(room, event, "S", data.encode("utf-8", "surrogatepass"))
+        return Cast(room, event, "S", _check_utf8(data, "Data"))
     if isinstance(data, (bytes, bytearray)) and getattr(data, "subtype", 0) in (0, 2):
         payload = bytes(data)
         if is_json:

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from ..errors import SacSockError
+from . import jsoncheck
 from .base import Cast
 
 DEFAULT_SERVER_GROUP = "ss-rmhb-group-default"
@@ -129,15 +129,20 @@ def channel_for(cast: Cast, chans: Channels) -> str:
 _FIELDS = {"d", "e", "r", "p", "s"}
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)  # built once: json.loads(**kw) builds one per call
-
-
 def _loads(text: str) -> Any:
-    return _DECODER.decode(text)
+    return jsoncheck.loads(text)  # ValueError also for NaN/Infinity and too deep nesting
+
+
+def _no_lone_surrogates(text: str) -> str:
+    """A lone ``\\ud800``-style escape becomes U+FFFD, as Go's decoder does (Python keeps the
+    surrogate, which no UTF-8 frame can carry); pairs were already joined by the parser."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def _fields(raw: bytes | str) -> dict[str, Any]:
@@ -159,6 +164,8 @@ def _fields(raw: bytes | str) -> dict[str, Any]:
                 raise InvalidMessage("bad_json", f"d must be an integer, got {value!r}")
         elif not isinstance(value, str):
             raise InvalidMessage("bad_json", f"{name} must be a string, got {type(value).__name__}")
+        else:
+            value = _no_lone_surrogates(value)
         out[name] = value
     return out
 

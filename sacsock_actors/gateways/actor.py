@@ -57,6 +57,8 @@ class _Links:
         self._gateway_out: dict[str, Outbox] = {}
         self._others: list[str] = []
         self._bridge_out: list[Outbox] = []
+        #: casts made here go to bridges (the hub builds no Publish op otherwise)
+        self.publishing = False
         # gateway index (its position in the cluster's gateway list) <-> id, for socket ids
         self._by_tag: list[str] = []
         self.socket_tag: int | None = None
@@ -99,6 +101,7 @@ class _Links:
         self._bridge_out = [
             Outbox(self._rt.sender(h, "publish"), on_error=partial(self._gw.lost, "bridge")) for h in handles
         ]
+        self.publishing = bool(self._bridge_out)
 
     def gateway_for_tag(self, tag: int) -> str | None:
         return self._by_tag[tag] if tag < len(self._by_tag) else None

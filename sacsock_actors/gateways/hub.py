@@ -10,7 +10,7 @@ onward over :class:`Links`, straight to other gateways, only where they may hold
   the id carries (``protocol.new_socket_id``), else (a foreign id) to every other gateway;
 - a room we do not hold: we "watch" it: the first cast goes to every other gateway and
   asks the room's shard (``Watch``); its answer (``Watched``) and every later change
-  (``Holders``) tell us the holders, and later casts go only to them. A bounded LRU of
+  (``HolderAdded``/``HolderRemoved``) tell us the holders, and later casts go only to them. A bounded LRU of
   ``watch_limit`` rooms (an evicted one is ``Unwatch``-ed);
 - a room we hold whose holders we have not heard yet: to every other gateway.
 
@@ -43,6 +43,8 @@ from ..ops import (
     Deliver,
     DeliverAll,
     GatewayOp,
+    HolderAdded,
+    HolderRemoved,
     Holders,
     Join,
     Leave,
@@ -70,7 +72,9 @@ class Links(Protocol):
     GatewayActor's Outboxes send them later); a test records them.
 
     ``socket_tag`` is this gateway's index, put in the ids of its sockets (None: plain
-    random ids); ``gateway_for_tag`` maps an index back to a gateway id (None: unknown)."""
+    random ids); ``gateway_for_tag`` maps an index back to a gateway id (None: unknown).
+    An optional ``publishing`` attribute, False while there are no bridges, spares the
+    hub building ``Publish`` ops for nobody (absent: True)."""
 
     gateway_id: str
     shard_count: int
@@ -99,9 +103,14 @@ class Hub:
         self.wake: Callable[[], None] = wake or _nothing
         self.sessions: dict[str, Session] = {}
         self.rooms: RoomTable[Session] = RoomTable()
+        self._members_of = self.rooms.lookup  # room -> its member set or None (hot path)
         # for rooms held here: the other gateways that hold them too (from the shards)
         self.holders: dict[str, frozenset[str]] = {}
-        self.stats: Counter[str] = Counter()
+        self._stats: Counter[str] = Counter()
+        # hot counters as plain ints (a Counter update costs more than a cast's routing
+        # here); folded into ``stats`` whenever it is read
+        self._frames_out = 0
+        self._roomcasts = 0
         self._dirty: set[Session] = set()
         self._woken = False
         # rooms announced to their shard and not confirmed yet: (the join op, held sessions)
@@ -110,6 +119,18 @@ class Hub:
         # shard told us, or None until its Watched answers that very Watch)
         self.watched: OrderedDict[str, tuple[int, frozenset[str] | None]] = OrderedDict()
         self._watch_seq = 0
+
+    @property
+    def stats(self) -> Counter[str]:
+        """This gateway's counters (the Endpoint and Dispatcher add theirs to it too)."""
+        stats = self._stats
+        if self._frames_out:
+            stats["frames_out"] += self._frames_out
+            self._frames_out = 0
+        if self._roomcasts:
+            stats["roomcasts"] += self._roomcasts
+            self._roomcasts = 0
+        return stats
 
     def new_socket_id(self) -> str:
         """An id for a new socket here: carries this gateway's index (see Links)."""
@@ -225,24 +246,39 @@ class Hub:
 
     def roomcast(self, room: str, frame: Frame, publish: bool = True) -> None:
         """A roomcast originating in this gateway (from a socket, the driver or a bridge)."""
-        wire = ws_frame(frame.data, frame.binary)
-        local = self.members(room)
-        self._deliver(local, wire)
-        self.stats["roomcasts"] += 1
-        if publish:
+        data = frame.data
+        n = len(data)
+        # the websocket frame, built once (ws_frame, with the common short header inlined)
+        if n < 126:
+            wire = (_SHORT_BIN if frame.binary else _SHORT_TEXT)[n] + data
+        else:
+            wire = ws_frame(data, frame.binary)
+        to_id = room.startswith(SOCKET_ID_ROOM_PREFIX)
+        local = self.members(room) if to_id else self._members_of(room)
+        if local:  # _deliver, inlined: a few members is the common case
+            for session in local:
+                session.pending.append(wire)
+            self._dirty.update(local)
+            self._frames_out += len(local)
+            if not self._woken:
+                self._wake_once()
+        self._roomcasts += 1
+        if publish and getattr(self.links, "publishing", True):
             self.links.to_bridges(Publish(room, frame))
         targets: Iterable[str] | None
-        if room.startswith(SOCKET_ID_ROOM_PREFIX):
-            if local:
+        if local:
+            if to_id:
                 return
-            targets = self._socket_owner(room)
-        elif local:
             targets = self.holders.get(room)
+            if not targets and targets is not None:  # nobody else holds it: stays here
+                return
+        elif to_id:
+            targets = self._socket_owner(room)
         else:
             targets = self._watch(room)
         if targets is None:
             targets = self.links.other_gateways()
-            self.stats["casts_to_all"] += 1
+            self._stats["casts_to_all"] += 1
         if targets:
             op = Deliver(room, wire)
             for gid in targets:
@@ -287,8 +323,8 @@ class Hub:
         """A broadcast originating in this gateway: every socket of the cluster."""
         wire = ws_frame(frame.data, frame.binary)
         self._deliver(self.sessions.values(), wire)
-        self.stats["broadcasts"] += 1
-        if publish:
+        self._stats["broadcasts"] += 1
+        if publish and getattr(self.links, "publishing", True):
             self.links.to_bridges(Publish(None, frame))
         op = DeliverAll(wire)
         for gid in self.links.other_gateways():
@@ -298,10 +334,14 @@ class Hub:
 
     def receive(self, ops: list[GatewayOp]) -> None:
         """Apply a batch of ops sent by shards, gateways, bridges or the driver."""
-        self.stats["ops_in"] += len(ops)
+        self._stats["ops_in"] += len(ops)
         for op in ops:  # type(op) is ...: exact types, fastest first (mypy narrows these)
             if type(op) is Deliver:
-                self._deliver(self.members(op.room), op.wire)
+                room = op.room
+                if room.startswith(SOCKET_ID_ROOM_PREFIX):
+                    self._deliver(self.members(room), op.wire)
+                else:
+                    self._deliver(self._members_of(room) or (), op.wire)
             elif type(op) is DeliverAll:
                 self._deliver(self.sessions.values(), op.wire)
             elif type(op) is Holders:
@@ -316,6 +356,8 @@ class Hub:
                 if entry is not None and entry[0] == op.seq:  # the answer to our latest Watch
                     self.watched[op.room] = (op.seq, frozenset(op.gateways) - {self.links.gateway_id})
                     self.stats["watches_answered"] += 1
+            elif type(op) is HolderAdded or type(op) is HolderRemoved:
+                self._holder_changed(op)
             elif type(op) is StartRoomcast:
                 self.roomcast(op.room, op.frame, publish=op.publish)
             elif type(op) is StartBroadcast:
@@ -323,6 +365,27 @@ class Hub:
             else:
                 self.stats["unknown_ops"] += 1
                 log.warning("gateway %s: unknown op %r dropped", self.links.gateway_id, type(op).__name__)
+
+    def _holder_changed(self, op: HolderAdded | HolderRemoved) -> None:
+        """A change to a room's holders, applied to the list the shard sent before (the
+        shard's ops to us are in order). No list yet (a join not answered, a watch not
+        answered, a room left meanwhile): ignored, and casts still go to every gateway."""
+        room, gid = op.room, op.gateway
+        if gid == self.links.gateway_id:
+            return
+        if room in self.rooms:
+            known = self.holders.get(room)
+            if known is None:
+                self.stats["holder_changes_ignored"] += 1
+                return
+            self.holders[room] = known | {gid} if type(op) is HolderAdded else known - {gid}
+            return
+        entry = self.watched.get(room)
+        if entry is None or entry[1] is None:
+            self.stats["holder_changes_ignored"] += 1
+            return
+        known = entry[1]
+        self.watched[room] = (entry[0], known | {gid} if type(op) is HolderAdded else known - {gid})
 
     # ---- writing ---------------------------------------------------------------------------
 
@@ -335,14 +398,14 @@ class Hub:
             dirty.add(session)
             count += 1
         if count:
-            self.stats["frames_out"] += count
+            self._frames_out += count
             if not self._woken:
                 self._wake_once()
 
     def _queue(self, session: Session, wire: bytes) -> None:
         session.pending.append(wire)
         self._dirty.add(session)
-        self.stats["frames_out"] += 1
+        self._frames_out += 1
         if not self._woken:
             self._wake_once()
 
@@ -365,3 +428,8 @@ class Hub:
 
 def _nothing() -> None:
     pass
+
+
+# websocket headers of final text / binary frames of 0..125 bytes (see wsframe.frame_header)
+_SHORT_TEXT = tuple(bytes((0x81, n)) for n in range(126))
+_SHORT_BIN = tuple(bytes((0x82, n)) for n in range(126))

@@ -24,6 +24,9 @@ class RoomTable(Generic[M]):
 
     def __init__(self) -> None:
         self._rooms: dict[str, set[M]] = {}
+        #: ``lookup(room)``: the member set of ``room``, or None when it does not exist
+        #: (a bound ``dict.get``: the fastest read, for hot paths; do not mutate the set)
+        self.lookup = self._rooms.get
 
     def add(self, room: str, member: M) -> bool:
         """Add ``member``; True when this created the room (its first member)."""
@@ -109,6 +112,10 @@ class ShardTable:
 
     def gateways(self, room: str) -> frozenset[str] | set[str]:
         return self._table.members(room)
+
+    def holds(self, room: str, gateway: str) -> bool:
+        """Whether ``gateway`` holds members of ``room``."""
+        return room in self._by_gateway.get(gateway, ())
 
     def watch(self, room: str, gateway: str) -> None:
         """``gateway`` wants to be told of ``room``'s holders (held or not)."""

@@ -9,6 +9,7 @@ import threading
 import aiohttp
 import pytest
 from sacclient import SacClient
+from waits import holders_known
 
 from sacsock_actors import SocketServer
 from sacsock_actors.errors import ConfigError
@@ -61,6 +62,18 @@ async def read_until_close(client: SacClient, start: asyncio.Event) -> Got:
             return got, client.ws.close_code
 
 
+async def every_holder_known(served, room: str, sockets: int) -> None:
+    """Wait until the joins reached the shards and each gateway with members of ``room`` was
+    told which others hold it: casts from either gateway then reach every member."""
+    import ray
+
+    gateways = served.server._runtime.gateways
+    ids = await asyncio.to_thread(ray.get, [gateways[g].socket_ids.remote() for g in gateways])
+    assert sum(map(len, ids)) == sockets
+    members = {g for g, here in zip(gateways, ids, strict=True) if here}
+    await holders_known(served.server, room, {g: members - {g} for g in members})
+
+
 def contiguous(seqs: list[int]) -> bool:
     return seqs == list(range(len(seqs)))
 
@@ -70,7 +83,7 @@ async def test_drain_mid_flood_loses_no_accepted_frame(serve):
     clients = [await SacClient.connect(served.url) for _ in range(6)]
     for c in clients:
         await c.call("join", "flood", reply="joined")
-    await asyncio.sleep(0.3)  # joins reach the shards: casts from either gateway see every holder
+    await every_holder_known(served, "flood", sockets=len(clients))
     fast, slow = asyncio.Event(), asyncio.Event()
     readers = [
         asyncio.create_task(read_until_close(c, slow if i < 2 else fast)) for i, c in enumerate(clients)

@@ -303,6 +303,8 @@ async def test_invalid_casts_are_refused_and_counted(serve, certs):
         pb.Roomcast(room="lobby", event="", data=b"x", dataType=pb.STR),
         pb.Roomcast(room="lobby", event="a\x01", data=b"x", dataType=pb.STR),
         pb.Roomcast(room="lobby", event="m", data=b"\xff", dataType=pb.STR),
+        pb.Roomcast(room="lobby", event="m", data="[1]".encode("utf-16"), dataType=pb.JSON),  # not UTF-8
+        pb.Roomcast(room="lobby", event="m", data=b"[" * 100_000, dataType=pb.JSON),  # too deep to parse
     ]
     for msg in bad:
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -318,9 +320,10 @@ async def test_invalid_casts_are_refused_and_counted(serve, certs):
     await stub.DoRoomcast(pb.Roomcast(room="lobby", event="m", data=b"ok", dataType=pb.STR), metadata=md)
     assert (await a.recv_event("m")).text == "ok"
     s = bridge_stats(served)
-    assert s["invalid"] == 6 and s["received"] == 1
-    for reason in ("bad_json_payload", "no_room", "no_event", "bad_event", "bad_utf8", "bad_data_type"):
+    assert s["invalid"] == 8 and s["received"] == 1
+    for reason in ("no_room", "no_event", "bad_event", "bad_utf8", "bad_data_type"):
         assert s[f"invalid_{reason}"] == 1, reason
+    assert s["invalid_bad_json_payload"] == 3
     await ch.close()
     await a.close()
 

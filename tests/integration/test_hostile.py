@@ -242,6 +242,70 @@ async def test_half_sent_upgrades_time_out_and_are_capped(hostile, bystander):
     await c.close()
 
 
+async def _until_closed(reader: asyncio.StreamReader) -> None:
+    """Read until the server ends the connection (EOF or reset)."""
+    try:
+        while await reader.read(1024):
+            pass
+    except ConnectionError:
+        pass
+
+
+async def _keep_alive_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                          port: int) -> None:
+    """One complete GET /healthz on a keep-alive connection, its response read whole."""
+    writer.write(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert b"connection: close" not in head.lower(), "the gateway must keep the connection alive"
+    length = next(int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
+                  if line.startswith(b"content-length:"))
+    assert await asyncio.wait_for(reader.readexactly(length), 20) == b"ok\n"
+
+
+async def test_keep_alive_requests_after_the_first_are_bounded_too(hostile, bystander):
+    """A quick GET with keep-alive, then an upgrade request dribbled a byte at a time: cut
+    after handshake_timeout and counted like a first request that never completes."""
+    before = gw(hostile).get("handshake_timeouts", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", hostile.port)
+    await _keep_alive_get(reader, writer, hostile.port)
+
+    async def dribble() -> None:  # the slow client under test: ~40 s to send it all, never ends
+        try:
+            for byte in upgrade_request(hostile.port)[:-2]:
+                writer.write(bytes([byte]))
+                await asyncio.sleep(0.2)
+        except ConnectionError:
+            pass
+
+    slow = asyncio.create_task(dribble())
+    try:
+        await asyncio.wait_for(_until_closed(reader), 30)  # the bound is generous, not a measurement
+        assert not slow.done(), "the dribble ended before the gateway cut the connection"
+    finally:
+        slow.cancel()
+        writer.close()
+    await wait_for(lambda: gw(hostile).get("handshake_timeouts", 0) == before + 1, what="handshake_timeouts")
+
+
+async def test_keep_alive_connection_may_still_upgrade(hostile, bystander):
+    """A GET and then a complete upgrade on the same connection: the second request's bound
+    ends with it; the socket is served long after handshake_timeout."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", hostile.port)
+    await _keep_alive_get(reader, writer, hostile.port)
+    writer.write(upgrade_request(hostile.port))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    ws = RawWS(reader, writer)
+    op, payload = await ws.read_frame()
+    assert b"welcome" in payload
+    await asyncio.sleep(LIMITS["handshake_timeout"] * 2)  # an absence window: no cut meanwhile
+    await ws.send(frame(0x1, b"echo\x02kept"))
+    op, payload = await ws.read_frame()
+    assert payload.startswith(b"echo") and payload.endswith(b"kept")
+    ws.close()
+
+
 # ---- origins -----------------------------------------------------------------------------------
 
 

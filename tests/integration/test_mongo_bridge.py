@@ -268,6 +268,8 @@ async def test_foreign_documents_are_delivered_in_order_marked_read_and_bad_ones
     for fx in FIXTURES["invalid"]:  # upstream's reader would crash or send junk on these
         doc = {**fx["document"], "ServerName": "py", "ServerGroup": grp, "Expire": now + timedelta(minutes=5)}
         ids.append((fx["collection"], await foreign.insert(fx["collection"], doc)))
+    deep = doc_to("py", grp, "ss.roomcasts", "m", Binary(b"[" * 100_000), True, room="lobby")  # too deep
+    ids.append(("ss.roomcasts", await foreign.insert("ss.roomcasts", deep)))
     good = [
         doc_to("py", grp, "ss.roomcasts", "m", "one", room="lobby"),
         doc_to("py", grp, "ss.roomcasts", "m", Binary(b"\x00two"), room="lobby"),
@@ -292,9 +294,10 @@ async def test_foreign_documents_are_delivered_in_order_marked_read_and_bad_ones
     assert (await a.call("echo", "still alive")).text == "still alive"
 
     s = await eventually(lambda: (st := bridge_stats(served))["received"] == len(ids) and st, what="all read")
-    assert s["delivered"] == 5 and s["invalid"] == len(FIXTURES["invalid"])
-    for fx_reason in {fx["reason"] for fx in FIXTURES["invalid"]}:
-        assert s[f"invalid_{fx_reason}"] == sum(fx["reason"] == fx_reason for fx in FIXTURES["invalid"])
+    assert s["delivered"] == 5 and s["invalid"] == len(FIXTURES["invalid"]) + 1
+    reasons = [fx["reason"] for fx in FIXTURES["invalid"]] + ["bad_json_payload"]  # + the deep one
+    for fx_reason in set(reasons):
+        assert s[f"invalid_{fx_reason}"] == reasons.count(fx_reason), fx_reason
 
     async def all_marked() -> bool:  # read and expired (the TTL sweep may already have removed them)
         for coll, oid in ids:

@@ -221,6 +221,8 @@ async def test_own_echo_and_invalid_messages_are_counted_and_dropped(serve, redi
     # and a roomcast without a room, and an event name that would corrupt the frame
     await foreign.publish(CH.roomcasts, b'{"d":1,"e":"x","p":"","s":"zz"}')
     await foreign.publish(CH.broadcasts, b'{"d":1,"e":"a\\u0001b","p":"","s":"zz"}')
+    # JSON data nested too deeply to parse (was a RecursionError that restarted the subscriber)
+    await foreign.publish(CH.roomcasts, encode_cast(Cast("lobby", "message", "J", b"[" * 100_000), "zz"))
     await foreign.publish(CH.roomcasts, encode_cast(Cast("lobby", "message", "S", b"after"), "zz"))
     assert (await a.recv_event("message")).text == "after"
     assert await a.nothing(QUIET)
@@ -228,11 +230,11 @@ async def test_own_echo_and_invalid_messages_are_counted_and_dropped(serve, redi
 
     s = await eventually(lambda: (st := bridge_stats(served))["own_echoes"] == 2 and st, what="2 echoes")
     assert s["delivered"] == 1 and s["published"] == 1
-    assert s["invalid"] == len(INVALID) + 2
+    assert s["invalid"] == len(INVALID) + 3
     assert s["invalid_bad_data_type"] == 2 and s["invalid_bad_json"] == 1
-    assert s["invalid_no_event"] == s["invalid_bad_base64"] == s["invalid_bad_json_payload"] == 1
+    assert s["invalid_no_event"] == s["invalid_bad_base64"] == 1 and s["invalid_bad_json_payload"] == 2
     assert s["invalid_no_room"] == s["invalid_bad_event"] == 1
-    assert s["received"] == 1 + 1 + len(INVALID) + 3
+    assert s["received"] == 1 + 1 + len(INVALID) + 4
     await a.close()
     await foreign.close()
 

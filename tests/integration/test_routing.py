@@ -137,3 +137,62 @@ async def test_join_guarantee_holds_when_the_publishers_gateway_only_watches(thr
     stats = server.stats()
     assert stats["gw-0"]["watching"] >= 40
     await asyncio.gather(*(x.close() for x in (a, b, c)))
+
+
+async def test_join_guarantee_holds_while_a_restarted_shard_rebuilds(serve):
+    """Issue 12: a join confirmed by a shard that is still being rebuilt must not be missed
+    by the casts of a gateway that already held the room. The shard restarts while A's
+    gateway is stopped (SIGSTOP: its resync cannot arrive); B joins; as soon as B has its
+    join reply, A casts; B must get it (before the fix B's join was confirmed at once, and
+    A, still going by the old incarnation's word that it alone holds the room, kept the
+    cast to itself)."""
+    import os
+    import signal
+
+    import ray
+    from waits import holders_known, until
+
+    ports = [free_port(), free_port()]
+    served = serve(build(room_shards=1), port=ports[0], placements=[Placement(None, p) for p in ports])
+    ga, gb = (i["gateway_id"] for i in served.infos)
+    pid_a = served.infos[0]["pid"]
+    a, _ = await connect(ports[0])
+    b, _ = await connect(ports[1])
+    room = "rebuild-room"
+    await a.call("join", room)
+    await holders_known(served.server, room, {ga: set()})
+    shard = served.server._runtime.shards[0]
+    epoch = ray.get(shard.ping.remote())
+
+    def restarted() -> bool:
+        try:
+            return ray.get(shard.ping.remote(), timeout=5) != epoch
+        except Exception:  # noqa: BLE001 - restarting
+            return False
+
+    os.kill(pid_a, signal.SIGSTOP)
+    stopped = True
+    try:
+        ray.kill(shard, no_restart=False)
+        await until(restarted, what="the shard's new incarnation")
+        await b.emit("join", room)
+        reply = asyncio.create_task(b.recv_event("join"))
+        done, _ = await asyncio.wait({reply}, timeout=3.0)  # < REBUILD_SECONDS (10 s)
+        if not done:  # not confirmed while A cannot resync: let A go on
+            os.kill(pid_a, signal.SIGCONT)
+            stopped = False
+        assert (await reply).json["in_room"]
+        # B has its reply: every cast made from now on must reach it
+        await a.emit("roomcast", json.dumps({"room": room, "event": "after-rebuild", "data": "to b"}))
+        if stopped:  # A's gateway reads the cast when it goes on
+            os.kill(pid_a, signal.SIGCONT)
+            stopped = False
+        assert (await a.recv_event("after-rebuild")).text == "to b"
+        assert (await b.recv_event("after-rebuild", timeout=10)).text == "to b"
+        stats = ray.get(shard.stats.remote())
+        assert stats["rebuilding"] == 0 and stats["joins_deferred"] >= 1
+    finally:
+        if stopped:
+            os.kill(pid_a, signal.SIGCONT)
+    await a.close()
+    await b.close()

@@ -156,8 +156,10 @@ async def test_a_go_peer_with_another_shared_key_is_refused_both_ways(procs, cli
         await asyncio.sleep(0.5)
     assert "bad_signature" in ours.log_text()  # the reason, never the token
     assert "Bearer" not in ours.log_text() and KEY not in ours.log_text()
-    # nothing crossed: each side saw its own casts only
-    await asyncio.sleep(1.0)
+    # nothing crossed: each side saw its own casts only (all n arrived, then a quiet second)
+    for cl in (c_ours, c_go):
+        await cl.until(lambda cl=cl: len(cl.of("roomcast")) >= n, "the side's own casts")
+    await asyncio.sleep(1.0)  # an absence window: nothing from the other side arrives late
     assert all(m.text.startswith("ours ") for m in c_ours.of("roomcast"))
     assert all(m.text.startswith("go ") for m in c_go.of("roomcast"))
     assert len(c_ours.of("roomcast")) == len(c_go.of("roomcast")) == n

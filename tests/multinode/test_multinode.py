@@ -17,8 +17,8 @@ from sacsock_actors import SocketServer
 from sacsock_actors.cluster import Placement
 
 
-def build() -> SocketServer:
-    server = SocketServer()
+def build(**options) -> SocketServer:
+    server = SocketServer(**options)
 
     @server.on("whoami")
     async def whoami(sock, data):

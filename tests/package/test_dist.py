@@ -101,7 +101,12 @@ def test_metadata_an_index_shows(dists: Dists):
     assert "sacsock demo" in meta.get_payload()  # the README is the long description
     classifiers = meta.get_all("Classifier")
     assert "Typing :: Typed" in classifiers and "Programming Language :: Python :: 3.10" in classifiers
-    assert len(meta.get_all("Project-URL")) >= 1
+    urls = dict(u.rsplit(", ", 1) for u in meta.get_all("Project-URL"))  # a label may hold ", "
+    repo = "https://github.com/sacsock-actors/sacsock_actors"
+    assert urls["Homepage"] == urls["Source"] == repo  # the labels an index shows with icons
+    assert urls["Documentation"] == f"{repo}/tree/main/docs" and urls["Issues"] == f"{repo}/issues"
+    assert urls["Sacrificial-Socket (protocol, Go server)"] == "https://github.com/raz-varren/sacrificial-socket"
+    assert urls == dict(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"])
     assert "websocket" in meta["Keywords"]
     extras = set(meta.get_all("Provides-Extra"))
     assert extras == extras_in_pyproject()

@@ -66,3 +66,37 @@ class FakeRt:
 
     def node_ip(self) -> str:
         return "127.0.0.1"
+
+
+class FakeDriverRayio:
+    """The part of ``rayio`` the driver's supervisor (``ClusterRuntime._supervise_round``)
+    uses. Handles are plain strings; ``outcomes[handle]`` is the exception a call to that
+    actor raises (absent: it answers). ``calls`` records (handle, method, args)."""
+
+    class ActorDiedError(Exception):
+        pass
+
+    class ActorUnschedulableError(Exception):
+        pass
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, BaseException] = {}
+        self.calls: list[tuple[str, str, tuple]] = []
+
+    def remote(self, handle: str, method: str, *args: Any) -> str:
+        self.calls.append((handle, method, args))
+        return handle
+
+    def get(self, ref: str, timeout: float) -> Any:
+        exc = self.outcomes.get(ref)
+        if exc is not None:
+            raise exc
+        return {}
+
+    def call_each(self, handles: list[str], method: str, *args: Any, timeout: float = 30.0) -> list[Any]:
+        out: list[Any] = []
+        for h in handles:
+            self.calls.append((h, method, args))
+            exc = self.outcomes.get(h)
+            out.append({"error": repr(exc)} if exc is not None else None)
+        return out

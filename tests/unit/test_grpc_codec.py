@@ -148,3 +148,25 @@ def test_codec_is_pure():
 def test_claim_check_uses_the_given_clock_not_the_wall():
     check_claims({"iam": "x", "exp": 10}, 5)  # long past on the wall clock, valid at t=5
     assert time.time() > 10
+
+
+# regressions found by the properties in test_grpc_codec_props.py
+
+
+@pytest.mark.parametrize("room, event, data, reason", [
+    (None, "e", "[1]".encode("utf-16"), "bad_json_payload"),  # json.loads took UTF-16 bytes
+    (None, "e", b"[" * 100_000, "bad_json_payload"),  # RecursionError escaped
+    (None, "e", b"[NaN]", "bad_json_payload"),
+    (None, "e\ud800", b"1", "bad_utf8"),  # was a cast no frame can carry
+    ("\udfff", "e", b"1", "bad_utf8"),
+])
+def test_json_and_name_regressions(room, event, data, reason):
+    with pytest.raises(InvalidCast) as err:
+        decode_fields(room, event, data, 2)
+    assert err.value.reason == reason
+
+
+@pytest.mark.parametrize("value", ["h:²", "h:١٢", "h:" + "9" * 5000])
+def test_parse_hostport_takes_ascii_port_digits_only(value):
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        parse_hostport(value)

@@ -8,6 +8,8 @@ from sacsock_actors.gateways.wsframe import ws_frame
 from sacsock_actors.ops import (
     Deliver,
     DeliverAll,
+    HolderAdded,
+    HolderRemoved,
     Holders,
     Join,
     Leave,
@@ -143,6 +145,33 @@ def test_roomcast_goes_only_to_the_holders_the_shard_named():
     hub.roomcast("r", encode("e", 2))
     flush(hub)
     assert [g for g, _ in links.gateway_ops] == ["g2"]
+
+
+def test_holder_changes_apply_to_the_list_the_shard_sent_and_are_ignored_without_one():
+    hub, links, _ = make(others=["g1", "g2", "g3"])
+    a = session(hub, "A")
+    hub.join(a, "r")
+    hub.receive([HolderAdded("r", "g2")])  # no list yet (join not answered): ignored
+    assert "r" not in hub.holders and hub.stats["holder_changes_ignored"] == 1
+    hub.roomcast("r", encode("e", 1))
+    assert sorted(g for g, _ in links.gateway_ops) == ["g1", "g2", "g3"], "no list: every gateway"
+    hub.receive([Holders("r", ("g0", "g1"))])
+    hub.receive([HolderAdded("r", "g3"), HolderRemoved("r", "g1"), HolderAdded("r", "g0")])
+    assert hub.holders["r"] == {"g3"}, "changes on the list; this gateway never lists itself"
+    links.gateway_ops.clear()
+    hub.roomcast("r", encode("e", 2))
+    assert [g for g, _ in links.gateway_ops] == ["g3"]
+
+
+def test_holder_changes_to_a_watched_room_count_only_after_the_watch_was_answered():
+    hub, links, _ = make(others=["g1", "g2"])
+    hub.roomcast("far", encode("e", 1))  # Watch(far, 1)
+    hub.receive([HolderAdded("far", "g1")])  # before the answer: ignored
+    assert hub.watched["far"] == (1, None)
+    hub.receive([Watched("far", ("g1",), 1), HolderAdded("far", "g2"), HolderRemoved("far", "g1")])
+    assert hub.watched["far"] == (1, frozenset({"g2"}))
+    hub.receive([HolderAdded("gone", "g1")])  # neither held nor watched: ignored
+    assert "gone" not in hub.watched and "gone" not in hub.holders
 
 
 def test_holders_forgotten_when_room_leaves_this_gateway():
@@ -436,3 +465,54 @@ def test_a_bridge_arrival_for_a_socket_goes_only_to_its_gateway_and_is_not_publi
     hub.receive([StartRoomcast(socket_room(new_socket_id(1)), encode("dm", "x"), False)])
     assert [g for g, _ in links.gateway_ops] == ["g1"] and links.bridge_ops == []
     assert hub.stats["ops_in"] == 1
+
+
+def test_a_roomcast_frames_every_payload_length_as_ws_frame_does():
+    hub, links, _ = make()
+    a = session(hub, "A")
+    hub.join(a, "r")
+    confirm(hub, links)
+    for n in (0, 1, 60, 125, 126, 127, 300, 70_000):
+        for binary in (False, True):
+            frame = encode("e", (b"b" * n) if binary else ("t" * n))
+            hub.roomcast("r", frame)
+            flush(hub)
+            assert a.transport.writes.pop() == ws_frame(frame.data, binary), (n, binary)
+
+
+def test_counters_kept_as_ints_show_in_stats_when_read():
+    hub, links, _ = make()
+    a, b = session(hub, "A"), session(hub, "B")
+    hub.join(a, "r")
+    hub.join(b, "r")
+    confirm(hub, links)
+    hub.roomcast("r", encode("e", "x"))
+    hub.emit(a, encode("e", "y"))
+    assert hub.stats["roomcasts"] == 1 and hub.stats["frames_out"] == 3
+    hub.receive([Deliver("r", b"W")])
+    assert hub.stats["frames_out"] == 5 and hub.stats["roomcasts"] == 1
+
+
+def test_no_publish_op_is_built_while_the_links_have_no_bridges():
+    hub, links, _ = make()
+    links.publishing = False
+    a = session(hub, "A")
+    hub.roomcast(socket_room("A"), encode("e", "x"))
+    hub.broadcast(encode("e", "y"))
+    flush(hub)
+    assert links.bridge_ops == [] and len(a.transport.writes) == 1
+    links.publishing = True
+    hub.roomcast("elsewhere", encode("e", "z"))
+    assert [op.room for op in links.bridge_ops] == ["elsewhere"]
+
+
+def test_a_roomcast_to_an_id_room_others_joined_reaches_the_owner_and_them():
+    hub, links, _ = make(others=["g1"])
+    a, b = session(hub, "A"), session(hub, "B")
+    hub.join(b, socket_room("A"))  # rare: b joins a's id room
+    hub.roomcast(socket_room("A"), encode("e", "x"))
+    hub.receive([Deliver(socket_room("A"), b"W")])
+    flush(hub)
+    assert len(a.transport.writes) == 1 and len(b.transport.writes) == 1
+    assert a.transport.writes[0].endswith(b"W") and b.transport.writes[0].endswith(b"W")
+    assert links.gateway_ops == [], "a socket here: its id room never leaves"

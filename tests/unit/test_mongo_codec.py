@@ -169,3 +169,26 @@ def test_codec_is_pure():
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# regressions found by the properties in test_mongo_codec_props.py
+
+
+@pytest.mark.parametrize("doc, roomcast, reason", [
+    ({"EventName": "e", "JSON": True, "Data": "[1]".encode("utf-16")}, False, "bad_json_payload"),
+    ({"EventName": "e", "JSON": True, "Data": b"[" * 100_000}, False, "bad_json_payload"),  # RecursionError
+    ({"EventName": "e", "JSON": True, "Data": b"NaN"}, False, "bad_json_payload"),
+    ({"EventName": "e", "Data": "a\ud800"}, False, "bad_utf8"),  # was an S cast no frame can carry
+    ({"EventName": "\udfff", "Data": ""}, False, "bad_utf8"),
+    ({"EventName": "e", "RoomName": "r\udfff", "Data": ""}, True, "bad_utf8"),
+    ({"EventName": "e", "Data": bson.Code("1")}, False, "bad_data"),  # JavaScript, a str subclass
+    ({"EventName": bson.Code("e"), "Data": ""}, False, "bad_field"),
+])
+def test_property_regressions_raise_with_reason(doc, roomcast, reason):
+    with pytest.raises(InvalidDocument) as err:
+        decode_document(doc, roomcast=roomcast)
+    assert err.value.reason == reason
+
+
+def test_peer_names_skip_javascript_names():
+    assert peer_names([{"ServerName": bson.Code("x")}, {"ServerName": "b"}], "me") == ["b"]

@@ -117,3 +117,13 @@ def test_a_socket_id_carries_its_gateway_tag_and_keeps_22_random_bytes():
     assert protocol.socket_id_tag("!" * 32) is None
     with pytest.raises(ValueError, match="tag"):
         protocol.new_socket_id(1 << 16)
+
+
+def test_exact_str_and_bytes_take_the_fast_path_to_the_same_frames():
+    assert protocol.encode("e", b"\x00") == protocol.encode("e", bytearray(b"\x00"))
+    assert type(protocol.encode("e", b"\x00")) is protocol.Frame
+    frame = protocol.encode("e", "h\u00e9")
+    assert type(frame) is protocol.Frame and frame == protocol.Frame("e\x01S\x02h\u00e9".encode(), False)
+    for bad in ("", "a\x02b"):
+        with pytest.raises(InvalidEventName):
+            protocol.encode(bad, b"x")

@@ -297,3 +297,23 @@ def test_redis_bridge_configuration():
     copy = pickle.loads(pickle.dumps(secret))
     assert (copy.url, copy.server_group, copy.server_name) == (secret.url, "g", "n1")
     assert copy.stats()["published"] == 0 and copy.stats()["connected"] == 0
+
+
+# regressions found by the properties in test_redis_codec_props.py
+
+
+def test_lone_surrogate_escapes_read_as_replacement_characters_as_in_go():
+    raw = '{"d":1,"e":"a\\ud800b\\ud83d\\ude00","r":"\\udfff","p":"","s":"x"}'
+    t = decode_message(raw, roomcast=True)
+    assert t.cast == Cast("\ufffd", "a\ufffdb\U0001f600", "S", b"")  # a pair stays one character
+    assert t.cast.frame().data.startswith("a\ufffdb\U0001f600".encode())  # was a UnicodeEncodeError
+
+
+@pytest.mark.parametrize("raw, reason", [
+    ("[" * 100_000, "bad_json"),  # the envelope: RecursionError escaped
+    ('{"d":3,"e":"e","p":"' + base64.b64encode(b"[" * 100_000).decode() + '"}', "bad_json_payload"),
+])
+def test_deep_nesting_is_refused_not_a_recursion_error(raw, reason):
+    with pytest.raises(InvalidMessage) as err:
+        decode_message(raw, roomcast=False)
+    assert err.value.reason == reason

@@ -1,6 +1,6 @@
 """Hypothesis properties of the Redis bridge codec."""
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from sacsock_actors.bridges.base import Cast
@@ -68,6 +68,29 @@ def test_arbitrary_objects_raise_only_invalid_message(obj, roomcast):
         decode_message(json.dumps(obj), roomcast=roomcast)
     except InvalidMessage as exc:
         assert exc.reason in REASONS
+
+
+hostile_text = st.text(st.characters() | st.sampled_from(["\x01", "\x02", "\ud800", "\udfff", "é"]))
+
+
+@given(st.fixed_dictionaries({"d": st.integers(0, 4), "e": hostile_text, "p": st.binary()},
+                             optional={"r": hostile_text, "s": hostile_text}), st.booleans())
+@example({"d": 1, "e": "\ud800", "r": "\udfff", "p": b""}, True)  # a lone surrogate escape
+@example({"d": 3, "e": "e", "p": b"[" * 100_000}, False)  # RecursionError
+def test_decoded_casts_are_deliverable(obj, roomcast):
+    import base64
+    import json
+
+    raw = json.dumps({**obj, "p": base64.b64encode(obj["p"]).decode()})
+    try:
+        cast = decode_message(raw, roomcast=roomcast).cast
+    except InvalidMessage as exc:
+        assert exc.reason in REASONS
+        return
+    assert cast.frame().binary == (cast.type == "B")  # event and room encode as UTF-8
+    assert cast.room is None or cast.room.encode()
+    if cast.type != "B":
+        cast.payload.decode("utf-8")
 
 
 @given(st.text())

@@ -4,7 +4,7 @@ import asyncio
 
 from fake_rt import FakeRt
 
-from sacsock_actors.ops import Holders, Join, Leave, Unwatch, Watch, Watched
+from sacsock_actors.ops import HolderAdded, HolderRemoved, Holders, Join, Leave, Unwatch, Watch, Watched
 from sacsock_actors.rooms.actor import RoomShardActor
 
 
@@ -31,8 +31,10 @@ def test_apply_of_a_join_returns_after_the_other_holders_were_told():
         await shard.hello("g0", g0, [])
         await shard.hello("g1", g1, ["r"])
         await shard.apply("g0", [Join("r")])
-        told = [op for op in g1.got if type(op) is Holders and op.room == "r"]
-        assert told and set(told[-1].gateways) == {"g0", "g1"}, "g1 must know before apply returns"
+        assert g1.got[-1] == HolderAdded("r", "g0"), "g1 must know before apply returns"
+        await shard.flush()
+        assert [(type(op), sorted(op.gateways)) for op in g0.got] == [(Holders, ["g0", "g1"])], \
+            "the joiner gets the whole list, the others only the change"
         return shard
 
     shard = asyncio.run(go())
@@ -57,7 +59,10 @@ def test_an_unknown_op_is_counted_not_fatal():
         await shard.apply("g0", [("bogus", "r"), Join("r")])
         return await shard.stats()
 
-    assert asyncio.run(go()) == {"rooms": 1, "watches": 0, "pushed": 1, "lost": 0, "unknown_ops": 1}
+    assert asyncio.run(go()) == {
+        "rooms": 1, "watches": 0, "pushed": 1, "lost": 0, "unknown_ops": 1,
+        "rebuilding": 0, "joins_deferred": 0,
+    }
 
 
 def test_a_watch_is_answered_and_a_join_waits_until_the_watchers_were_told():
@@ -71,13 +76,13 @@ def test_a_watch_is_answered_and_a_join_waits_until_the_watchers_were_told():
         await shard.flush()
         assert w.got == [Watched("r", ("g1",), 7)]
         await shard.apply("g0", [Join("r")])
-        last = w.got[-1]
-        assert type(last) is Holders and set(last.gateways) == {"g0", "g1"}, "told before apply returned"
+        assert w.got[-1] == HolderAdded("r", "g0"), "told before apply returned"
         assert (await shard.stats())["watches"] == 1
         await shard.apply("w", [Unwatch("r")])
         await shard.apply("g1", [Leave("r")])
         await shard.flush()
-        assert all(type(op) is not Holders or set(op.gateways) != {"g0"} for op in w.got), "unwatched"
+        assert HolderRemoved("r", "g1") in g0.got
+        assert HolderRemoved("r", "g1") not in w.got, "unwatched"
         await shard.apply("w", [Watch("x", 8)])
         await shard.hello("w", w, [], (), True)  # a new incarnation of w watches nothing
         return await shard.stats()
@@ -95,10 +100,12 @@ def test_a_new_incarnation_tells_nobody_until_every_gateway_resynced():
         every = ("g0", "g1", "g2")
         await shard.hello("g0", g0, ["r"], every)
         await shard.hello("g1", g1, ["r"], every)
-        await shard.apply("g0", [Join("s")])
+        join = asyncio.create_task(shard.apply("g0", [Join("s")]))
         await asyncio.sleep(0.01)
         assert g0.got == [] and g1.got == []  # g2 has not resynced yet
+        assert not join.done(), "a join is confirmed only once the table is rebuilt"
         await shard.hello("g2", g2, [], every)
+        await asyncio.wait_for(join, 5)
         for out in shard.outboxes.values():
             await out.flush()
         for g in (g0, g1):
@@ -120,8 +127,10 @@ def test_a_gateway_that_never_resyncs_delays_the_rebuild_a_bounded_time(monkeypa
         g0 = FakeGateway()
         await shard.hello("g0", g0, ["r"], ("g0", "dead"))
         assert shard.deferred is not None
-        await asyncio.sleep(0.2)
-        assert shard.deferred is None
+        deadline = asyncio.get_running_loop().time() + 30  # a generous bound, not a measurement
+        while shard.deferred is not None:  # the rebuild REBUILD_SECONDS later
+            assert asyncio.get_running_loop().time() < deadline, "the deferred rebuild never ran"
+            await asyncio.sleep(0.01)
         await shard.outboxes["g0"].flush()
         assert g0.got == [Holders("r", ("g0",))]
 
@@ -156,3 +165,186 @@ def test_a_watch_made_while_rebuilding_is_answered_once_rebuilt():
         assert [(a.room, sorted(a.gateways), a.seq) for a in answers] == [("r", ["g0", "g2"], 3)]
 
     asyncio.run(go())
+
+
+def test_a_join_applied_before_its_gateways_hello_waits_and_the_hello_does_not():
+    """Apply runs before hello (the gateway has not noticed the restart yet): its join waits
+    for the rebuild, and its resync hello (which its ping starts) never waits behind it."""
+
+    async def go():
+        shard = RoomShardActor(0, FakeRt({}))
+        a, b = FakeGateway(), FakeGateway(delay=0.02)
+        every = ("a", "b")
+        await shard.hello("a", a, ["r"], every)
+        join = asyncio.create_task(shard.apply("b", [Join("r")]))
+        await asyncio.sleep(0.02)
+        assert not join.done() and a.got == [], "a has not been told: no confirmation yet"
+        assert (await shard.stats())["rebuilding"] == 1
+        await asyncio.wait_for(shard.hello("b", b, ["r"], every), 1.0)
+        await asyncio.wait_for(join, 1.0)
+        assert [(type(op), sorted(op.gateways)) for op in a.got] == [(Holders, ["a", "b"])], \
+            "a knew b before b's join was confirmed"
+        return await shard.stats()
+
+    stats = asyncio.run(go())
+    assert stats["rebuilding"] == 0 and stats["joins_deferred"] == 1
+
+
+def test_a_deferred_join_is_confirmed_by_the_rebuild_bound_even_without_any_hello(monkeypatch):
+    from sacsock_actors.rooms import actor
+
+    monkeypatch.setattr(actor, "REBUILD_SECONDS", 0.05)
+
+    async def go():
+        shard = RoomShardActor(0, FakeRt({}))
+        await asyncio.wait_for(shard.apply("g0", [Join("r")]), 2.0)
+        assert shard.deferred is None
+
+    asyncio.run(go())
+
+
+def test_a_late_hello_gets_whole_lists_and_the_others_only_the_change():
+    async def go():
+        shard = RoomShardActor(0, FakeRt({}))
+        g0, g1 = FakeGateway(), FakeGateway()
+        await shard.hello("g0", g0, ["r", "s"], ("g0",))  # rebuilt: g0 is every gateway it knows
+        await shard.flush()
+        g0.got.clear()
+        await shard.hello("g1", g1, ["r"], ("g0", "g1"))  # late: the shard is rebuilt already
+        await shard.flush()
+        assert g0.got == [HolderAdded("r", "g1")]
+        assert [(op.room, sorted(op.gateways)) for op in g1.got] == [("r", ["g0", "g1"])]
+        g0.got.clear()
+        await shard.hello("g1", g1, [], ("g0", "g1"))  # resync: holds nothing now
+        await shard.flush()
+        assert g0.got == [HolderRemoved("r", "g1")]
+
+    asyncio.run(go())
+
+
+def test_dropping_a_gateway_tells_the_change_and_forgets_its_watches():
+    async def go():
+        shard = RoomShardActor(0, FakeRt({}))
+        g0, g1 = FakeGateway(), FakeGateway()
+        for gid, g in (("g0", g0), ("g1", g1)):
+            await shard.hello(gid, g, [], ("g0", "g1"), True)
+        await shard.apply("g0", [Join("r")])
+        await shard.apply("g1", [Join("r"), Watch("x", 1)])
+        await shard.flush()
+        g0.got.clear()
+        assert await shard.drop_gateway("g1") == 1
+        await shard.flush()
+        assert g0.got == [HolderRemoved("r", "g1")]
+        assert (await shard.stats())["watches"] == 0
+
+    asyncio.run(go())
+
+
+class _Net:
+    """Real Hubs and one real shard in one loop; ops delivered in order per destination."""
+
+    def __init__(self, ids: list[str]) -> None:
+        from sacsock_actors.gateways.hub import Hub
+
+        self.ids = ids
+        self.to_shard: dict[str, list] = {g: [] for g in ids}
+        self.shard = RoomShardActor(0, FakeRt({}))
+        self.hubs = {g: Hub(_NetLinks(self, g)) for g in ids}
+
+    async def start(self) -> None:
+        for gid in self.ids:
+            await self.shard.hello(gid, _HubHandle(self.hubs[gid]), [], tuple(self.ids), True)
+
+    async def settle(self) -> None:
+        """Each gateway's shard ops in one batch (as an Outbox sends them), then the answers."""
+        while any(self.to_shard.values()):
+            for gid, ops in self.to_shard.items():
+                batch, ops[:] = list(ops), []
+                if batch:
+                    await self.shard.apply(gid, batch)
+                    self.hubs[gid].joins_confirmed(batch)
+            await self.shard.flush()
+
+
+class _NetLinks:
+    shard_count = 1
+    socket_tag = None
+
+    def __init__(self, net: _Net, gid: str) -> None:
+        self.net = net
+        self.gateway_id = gid
+
+    def gateway_for_tag(self, tag):
+        return None
+
+    def to_shard(self, index, op):
+        self.net.to_shard[self.gateway_id].append(op)
+
+    def to_gateway(self, gid, op):
+        pass
+
+    def other_gateways(self):
+        return [g for g in self.net.ids if g != self.gateway_id]
+
+    def to_bridges(self, op):
+        pass
+
+
+class _HubHandle:
+    def __init__(self, hub) -> None:
+        self.hub = hub
+        self.receive = self
+
+    def remote(self, batch):
+        async def call():
+            self.hub.receive(batch)
+
+        return call()
+
+
+def test_hubs_fed_whole_lists_and_changes_agree_with_the_shard_after_random_churn():
+    """Joins, leaves (also leave + rejoin in one batch) and casts from outside, at random:
+    once settled, every hub's view of every room's holders is the shard's, built from one
+    whole list and the changes after it."""
+    import random
+
+    from sacsock_actors.gateways.session import Session
+    from sacsock_actors.protocol import encode
+
+    rng = random.Random(14)
+    ids = [f"g{i}" for i in range(6)]
+    rooms = ["r0", "r1", "r2"]
+
+    async def go():
+        net = _Net(ids)
+        await net.start()
+        sessions = {g: [Session(f"{g}-s{i}", None, None) for i in range(3)] for g in ids}
+        for g, ss in sessions.items():
+            for s in ss:
+                net.hubs[g].attach(s)
+        for step in range(400):
+            g = rng.choice(ids)
+            hub, room, s = net.hubs[g], rng.choice(rooms), rng.choice(sessions[g])
+            kind = rng.random()
+            if kind < 0.45:
+                hub.join(s, room)
+            elif kind < 0.85:
+                hub.leave(s, room)
+            else:
+                hub.roomcast(room, encode("e", step))  # watches a room not held here
+            if rng.random() < 0.3:
+                await net.settle()
+        await net.settle()
+        checked = 0
+        for g, hub in net.hubs.items():
+            for room in rooms:
+                truth = set(net.shard.table.gateways(room)) - {g}
+                if room in hub.rooms:
+                    assert hub.holders.get(room) == truth, (g, room)
+                    checked += 1
+                elif room in hub.watched and hub.watched[room][1] is not None:
+                    assert hub.watched[room][1] == truth, (g, room)
+                    checked += 1
+        return checked
+
+    assert asyncio.run(go()) >= 6
