@@ -112,6 +112,9 @@ class Bench:
             cmd = [PY, str(root / "bench" / "servers" / "sacsock_server.py"), "--port", str(port),
                    "--gateways", str(gateways), "--nodes", str(nodes)]
             env = dict(os.environ, PYTHONPATH=str(root))
+            # SACSOCK_BENCH_BASE_ENV="K=V ...": environment of the base's server only (e.g.
+            # RAY_USE_UVLOOP=0 for a base checkout that does not depend on uvloop)
+            env.update(kv.split("=", 1) for kv in os.environ.get("SACSOCK_BENCH_BASE_ENV", "").split())
             return Server(kind, label or kind, cmd, self.server_cpus, self.logdir, cwd=root, env=env)
         if kind in OURS:
             cmd = [PY, str(BENCH / "servers" / "sacsock_server.py"), "--port", str(port),

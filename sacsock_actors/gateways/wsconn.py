@@ -19,9 +19,10 @@ Handlers keep the guarantees they had under aiohttp's reader:
 - limits, RFC 6455 violations and closes get the close codes and counters they had
   (1002 ``unmasked_frames``/``read_errors``, 1007 ``invalid_utf8``, 1009 ``read_errors``,
   1008 ``rate_limited``/``event_name_too_long``);
-- heartbeat: the endpoint calls ``heartbeat()`` every ``heartbeat / 2`` seconds; a
-  socket silent that long is pinged, and dropped (1006, ``heartbeat_timeouts``) when it
-  stays silent another half period.
+- heartbeat: the endpoint calls ``heartbeat()`` every ``heartbeat / 2`` seconds (one
+  timer per gateway, nothing per message but a flag); a socket silent for about
+  ``heartbeat`` seconds is pinged, and dropped (``heartbeat_timeouts``, no close frame)
+  when it stays silent another half period, as aiohttp's heartbeat did.
 """
 
 from __future__ import annotations
