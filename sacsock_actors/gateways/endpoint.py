@@ -1,5 +1,6 @@
-"""The aiohttp side of a gateway: upgrade (origin check), read loop, handler dispatch,
-writing, close.
+"""The aiohttp side of a gateway: HTTP, the upgrade (origin check, 101), writing, close,
+heartbeat. After the 101 the connection is a ``wsconn.WsConnection``'s, which reads the
+frames and calls the handlers.
 
 ``Endpoint`` owns the sockets' lifecycles (docs/protocol.md):
 created -> joined to its id room -> on_connect -> message loop; on close: leaves every
