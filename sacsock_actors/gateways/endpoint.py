@@ -203,7 +203,9 @@ class Endpoint:
         for session in self.hub.sessions_to_write():
             pending, session.pending = session.pending, []
             transport = session.transport
-            if session.closed or transport is None or transport.is_closing():
+            # a closing socket (``closed`` set, not yet detached) still gets the frames queued
+            # before its close (Hub.emit queues none after it); its close frame follows them
+            if transport is None or transport.is_closing():
                 continue
             transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
             size = transport.get_write_buffer_size()
