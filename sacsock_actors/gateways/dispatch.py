@@ -29,10 +29,10 @@ import functools
 import logging
 import resource
 import sys
-import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Executor
+from time import perf_counter
 from typing import Any
 
 from ..app import AppSpec, Blocking, Handler, is_async
@@ -78,25 +78,26 @@ class Dispatcher:
 
     def inline(self, fn: Handler, *args: Any) -> None:
         """Call a plain handler on the loop, timed; one that blocks moves to the pool for good."""
-        if id(fn) in self._probing:
+        if self._probing and id(fn) in self._probing:
             self._probe(fn, args)
             return
-        began = time.perf_counter()
+        began = perf_counter()
         try:
             fn(*args)
         except Exception:  # noqa: BLE001 - logged with its traceback by failed()
             self.failed(fn)
-        if self.threshold is not None and time.perf_counter() - began > self.threshold:
+        threshold = self.threshold
+        if threshold is not None and perf_counter() - began > threshold:
             self._probing[id(fn)] = PROBES  # slow, or descheduled: the next calls will tell
 
     def _probe(self, fn: Handler, args: tuple) -> None:
         before = resource.getrusage(_RUSAGE_THREAD)
-        began = time.perf_counter()
+        began = perf_counter()
         try:
             fn(*args)
         except Exception:  # noqa: BLE001 - logged with its traceback by failed()
             self.failed(fn)
-        took = time.perf_counter() - began
+        took = perf_counter() - began
         after = resource.getrusage(_RUSAGE_THREAD)
         threshold = self.threshold
         if threshold is not None and took > threshold:

@@ -198,7 +198,6 @@ class Endpoint:
 
     def flush(self) -> None:
         """Write every socket's ready bytes (one write each); police slow consumers."""
-        now = time.monotonic()
         limit = self._limit
         for session in self.hub.sessions_to_write():
             pending, session.pending = session.pending, []
@@ -210,7 +209,7 @@ class Endpoint:
             transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
             size = transport.get_write_buffer_size()
             if size > limit or session.over_since is not None:  # else nothing to police
-                self._check_buffer(session, size, now)
+                self._check_buffer(session, size, time.monotonic())
 
     def _check_buffer(self, session: Session, size: int, now: float) -> None:
         if size <= self._limit:

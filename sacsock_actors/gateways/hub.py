@@ -241,8 +241,17 @@ class Hub:
 
     def emit(self, session: Session, frame: Frame) -> None:
         """One frame to one local socket."""
-        if not session.closed:
-            self._queue(session, ws_frame(frame.data, frame.binary))
+        if session.closed:
+            return
+        data = frame.data
+        n = len(data)
+        # _queue with ws_frame inlined (the short header from the table): once per echo
+        session.pending.append((_SHORT_BIN if frame.binary else _SHORT_TEXT)[n] + data
+                               if n < 126 else ws_frame(data, frame.binary))
+        self._dirty.add(session)
+        self._frames_out += 1
+        if not self._woken:
+            self._wake_once()
 
     def roomcast(self, room: str, frame: Frame, publish: bool = True) -> None:
         """A roomcast originating in this gateway (from a socket, the driver or a bridge)."""

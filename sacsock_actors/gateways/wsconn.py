@@ -35,7 +35,6 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from ..limits import LIMIT_CLOSE_CODE, TokenBucket
-from ..protocol import parse_inbound
 from .wsparse import (
     OP_BINARY,
     OP_CLOSE,
@@ -228,6 +227,9 @@ class WsConnection(asyncio.Protocol):
             frames, error = exc.frames, exc
         session = self.session
         stats = self.stats
+        bucket = self.bucket
+        handlers = self.handlers
+        dispatch = self.dispatch
         for op, raw in frames:
             if op > OP_BINARY:
                 self._control(op, raw)
@@ -238,32 +240,37 @@ class WsConnection(asyncio.Protocol):
                 continue
             # one message: the limits, then its handler (the hot path, inline)
             stats["messages_in"] += 1
-            bucket = self.bucket
             if bucket is not None and not bucket.take():
                 stats["rate_limited"] += 1
                 self._stop(LIMIT_CLOSE_CODE)
                 continue
-            inbound = parse_inbound(raw)
-            if inbound is None:
+            # protocol.parse_inbound, inlined: <event> 0x02 <payload>
+            cut = raw.find(2)
+            try:
+                event = raw[:cut].decode() if cut > 0 else ""
+            except UnicodeDecodeError:
+                event = ""
+            if not event:
                 stats["ignored_frames"] += 1
                 log.debug("socket %s: frame without event name ignored", session.id)
                 continue
-            event = inbound.event
             if len(event) > self.max_event:
                 stats["event_name_too_long"] += 1
                 self._stop(LIMIT_CLOSE_CODE)
                 continue
-            handler = self.handlers.get(event)
+            handler = handlers.get(event)
             if handler is None:
                 stats["unknown_events"] += 1
                 log.debug("socket %s: no handler for %r", session.id, event)
                 continue
-            dispatch = self.dispatch
-            if session.backlog is None and event in dispatch.async_events:
-                self._run_async(handler, inbound.payload)
-            elif session.backlog is None and event in dispatch.inline_events:
-                dispatch.inline(handler, session.socket, inbound.payload)
-            elif dispatch.submit(session, handler, session.socket, inbound.payload):
+            if session.backlog is None:
+                if event in dispatch.inline_events:
+                    dispatch.inline(handler, session.socket, raw[cut + 1 :])
+                    continue
+                if event in dispatch.async_events:
+                    self._run_async(handler, raw[cut + 1 :])
+                    continue
+            if dispatch.submit(session, handler, session.socket, raw[cut + 1 :]):
                 self._pause()
         if error is not None:
             self._violation(error)

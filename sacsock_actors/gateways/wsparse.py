@@ -94,8 +94,24 @@ class FrameParser:
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         if self._failed is not None:
             raise self._failed
-        out: list[tuple[int, bytes]] = []
         buf = self._buf
+        if not buf and self._parts is None:
+            # the common read: exactly one whole, final, short (< 126 B), masked text or binary
+            # frame; the checks of the loop below that such a frame can fail, done here
+            n = len(data)
+            if 6 <= n <= 131 and (data[0] == 0x82 or data[0] == 0x81) and data[1] - 0x7A == n:
+                if n - 6 > self.max_size:
+                    exc = self._too_big(n - 6)
+                    self._failed = exc
+                    raise exc
+                payload = self.unmask(data[6:], data[2:6]) if n > 6 else b""
+                op = data[0] & 0x0F
+                if op == OP_TEXT and self.check_utf8 and not valid_utf8(payload):
+                    exc = ProtocolError(INVALID_TEXT, "utf8", "text message is not valid UTF-8")
+                    self._failed = exc
+                    raise exc
+                return [(op, payload)]
+        out: list[tuple[int, bytes]] = []
         if buf:
             buf += data
             data = buf  # type: ignore[assignment]  # parsed in place; slices of it are copies
