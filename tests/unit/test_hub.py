@@ -516,3 +516,22 @@ def test_a_roomcast_to_an_id_room_others_joined_reaches_the_owner_and_them():
     assert len(a.transport.writes) == 1 and len(b.transport.writes) == 1
     assert a.transport.writes[0].endswith(b"W") and b.transport.writes[0].endswith(b"W")
     assert links.gateway_ops == [], "a socket here: its id room never leaves"
+
+
+def test_emit_frames_every_size_as_ws_frame_does_and_wakes_once_per_flush():
+    from sacsock_actors.gateways.wsframe import ws_frame
+
+    hub, _, wakes = make()
+    a = session(hub, "A")
+    for n in (0, 1, 110, 117, 118, 125, 126, 70_000):  # around the 125-byte short header
+        for data in (b"x" * n, "y" * n):
+            frame = encode("e", data)
+            hub.emit(a, frame)
+            hub.emit(a, frame)
+            assert len(wakes) == 1
+            flush(hub)
+            wakes.clear()
+            assert a.transport.writes.pop() == 2 * ws_frame(frame.data, frame.binary)
+    a.closed = True
+    hub.emit(a, encode("e", b"late"))
+    assert not a.pending and not wakes

@@ -279,3 +279,31 @@ def test_the_same_on_uvloop():
         loop.run_until_complete(go())
     finally:
         loop.close()
+
+
+async def test_frames_without_an_event_name_or_handler_are_counted_and_the_socket_stays():
+    gw = await served()
+    async with aiohttp.ClientSession() as http, http.ws_connect(gw.url, protocols=("sac-sock",)) as ws:
+        await ws.receive()  # welcome
+        for bad in (b"no separator", b"\x02empty event", b"\xff\xfe\x02bad name", b"nosuch\x02x"):
+            await ws.send_bytes(bad)
+        await ws.send_bytes(b"echo\x02after\x02them")  # the payload is everything after the first 0x02
+        assert (await ws.receive()).data == b"echo\x01B\x02after\x02them"
+        stats = gw.hub.stats
+        assert (stats["ignored_frames"], stats["unknown_events"], stats["messages_in"]) == (3, 1, 5)
+        assert gw.seen == [("echo", b"after\x02them")]
+    await gw.stop()
+
+
+async def test_an_event_name_over_the_limit_closes_with_1008():
+    gw = await served(max_event_name=4)
+    async with aiohttp.ClientSession() as http, http.ws_connect(gw.url, protocols=("sac-sock",)) as ws:
+        await ws.receive()  # welcome
+        await ws.send_bytes(b"echo\x02fits")
+        assert (await ws.receive()).data == b"echo\x01B\x02fits"
+        await ws.send_bytes(b"plain\x02too long")
+        msg = await ws.receive()
+        assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1008
+    await wait_for(lambda: gw.hub.stats["event_name_too_long"] == 1, "the counter")
+    assert ("plain", b"too long") not in gw.seen
+    await gw.stop()

@@ -201,3 +201,63 @@ def test_accept_key_is_the_rfc_example():
 def test_max_size_must_be_positive():
     with pytest.raises(ValueError, match="max_size"):
         FrameParser(0)
+
+
+# ---- the one-short-frame fast path (a read holding exactly one whole frame of < 126 B) ----
+
+
+@pytest.mark.parametrize("op", [OP_TEXT, OP_BINARY])
+def test_every_short_length_read_alone_matches_the_general_path(op):
+    for n in range(126):
+        payload = b"a" * n
+        alone = FrameParser(1 << 20)
+        assert alone.feed(frame(op, payload)) == [(op, payload)]
+        assert alone.buffered == 0
+        split = FrameParser(1 << 20)  # the same frame a byte at a time: the general loop
+        whole = frame(op, payload)
+        assert [m for i in range(len(whole)) for m in split.feed(whole[i:i + 1])] == [(op, payload)]
+
+
+def test_the_fast_path_keeps_the_size_limit_and_the_parser_stays_failed():
+    parser = FrameParser(10)
+    assert parser.feed(frame(OP_BINARY, b"x" * 10)) == [(OP_BINARY, b"x" * 10)]
+    with pytest.raises(ProtocolError) as err:
+        parser.feed(frame(OP_BINARY, b"x" * 11))
+    assert (err.value.code, err.value.kind, err.value.frames) == (1009, "size", [])
+    with pytest.raises(ProtocolError):  # unusable afterwards, as after any violation
+        parser.feed(frame(OP_BINARY, b"ok"))
+
+
+def test_the_fast_path_checks_utf8_only_for_text_when_asked():
+    with pytest.raises(ProtocolError) as err:
+        FrameParser(100).feed(frame(OP_TEXT, b"echo\x02\xff"))
+    assert err.value.code == 1007
+    assert FrameParser(100, check_utf8=False).feed(frame(OP_TEXT, b"\xff")) == [(OP_TEXT, b"\xff")]
+    assert FrameParser(100).feed(frame(OP_BINARY, b"\xff")) == [(OP_BINARY, b"\xff")]
+
+
+@pytest.mark.parametrize("bad", [
+    frame(OP_TEXT, b"hi", rsv=1),
+    frame(OP_BINARY, b"hi", mask=False),
+    frame(0x3, b"hi"),
+])
+def test_a_short_frame_the_fast_path_does_not_take_still_gets_every_check(bad):
+    with pytest.raises(ProtocolError) as err:
+        FrameParser(100).feed(bad)
+    assert err.value.code == 1002
+
+
+def test_a_whole_short_frame_inside_a_fragmented_message_is_refused():
+    parser = FrameParser(100)
+    assert parser.feed(frame(OP_TEXT, b"part", fin=False)) == []
+    with pytest.raises(ProtocolError) as err:
+        parser.feed(frame(OP_BINARY, b"new"))
+    assert err.value.code == 1002
+
+
+def test_a_short_frame_after_a_partial_one_is_parsed_behind_it():
+    parser = FrameParser(100)
+    first, second = frame(OP_BINARY, b"one"), frame(OP_BINARY, b"two")
+    assert parser.feed(first[:3]) == []
+    assert parser.feed(first[3:]) == [(OP_BINARY, b"one")]
+    assert parser.feed(second) == [(OP_BINARY, b"two")]
