@@ -178,6 +178,11 @@ class Endpoint:
 
     # ---- the loop: the one way onto it, and writing ---------------------------------------
 
+    @property
+    def loop_thread(self) -> int:
+        """Ident of the thread running this gateway's loop (0 before ``make_app``)."""
+        return self._loop_thread
+
     def call(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on this gateway's loop: at once when called on it, else as
         soon as the loop gets to it, in call order. The only way a handler thread changes

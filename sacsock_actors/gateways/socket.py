@@ -4,7 +4,7 @@ Every method is an ordinary (not async) method that never blocks: call it the sa
 from any handler, async or plain, on the gateway's event loop or in its thread pool.
 Encoding happens in the caller, so a bad event name or unencodable data
 raises right there; the rest goes onto the gateway's loop through ``Endpoint.call``, in
-call order. Only the loop changes the socket's session; the rooms a handler sees
+call order (``emit`` and ``roomcast`` called on the loop go straight to the hub). Only the loop changes the socket's session; the rooms a handler sees
 (``in_room``, ``get_rooms``) are this handle's own view, right at once after
 ``join``/``leave`` (kept only once the socket joins a room: an idle socket pays nothing
 for it).
@@ -12,6 +12,7 @@ for it).
 
 from __future__ import annotations
 
+from _thread import get_ident
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,13 +36,16 @@ class Loop(Protocol):
 class Socket:
     """One client connection. Obtain it as the first argument of a handler."""
 
-    __slots__ = ("_session", "_hub", "_loop", "_rooms", "_options")
+    __slots__ = ("_session", "_hub", "_loop", "_rooms", "_options", "_thread")
 
     def __init__(self, session: Session, hub: Hub, loop: Loop, options: ServerOptions | None = None) -> None:
         self._options = options  # its limits (max_room_name, max_rooms_per_socket)
         self._session = session
         self._hub = hub
         self._loop = loop
+        # the loop's thread (Endpoint.loop_thread): emit and roomcast, the hot calls, go
+        # straight to the hub from it; 0 (a loop that does not say): always through call()
+        self._thread: int = getattr(loop, "loop_thread", 0)
         self._rooms: set[str] | None = None  # None: only the id room (see _view)
 
     @property
@@ -51,7 +55,11 @@ class Socket:
 
     def emit(self, event: str, data: Any) -> None:
         """Send ``event`` to this client: str -> S, bytes-like -> B, anything else -> JSON."""
-        self._loop.call(self._hub.emit, self._session, encode(event, data))
+        frame = encode(event, data)
+        if get_ident() == self._thread:  # Endpoint.call's own test, without its indirection
+            self._hub.emit(self._session, frame)
+        else:
+            self._loop.call(self._hub.emit, self._session, frame)
 
     def join(self, room: str) -> None:
         """Join ``room`` (created if needed). ``in_room(room)`` is True at once.
@@ -93,7 +101,11 @@ class Socket:
     def roomcast(self, room: str, event: str, data: Any) -> None:
         """Send to every member of ``room`` in the cluster (this socket too, if a member)."""
         check_room(room)
-        self._loop.call(self._hub.roomcast, room, encode(event, data))
+        frame = encode(event, data)
+        if get_ident() == self._thread:
+            self._hub.roomcast(room, frame)
+        else:
+            self._loop.call(self._hub.roomcast, room, frame)
 
     def broadcast(self, event: str, data: Any) -> None:
         """Send to every socket in the cluster, this one included."""

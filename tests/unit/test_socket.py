@@ -90,3 +90,32 @@ def test_an_idle_socket_keeps_no_room_set_and_a_closed_one_is_in_no_room():
     assert sock.in_room(socket_room("S")) and sock.get_rooms() == [socket_room("S")]
     sock._left_all()
     assert sock.get_rooms() == [] and not sock.in_room(socket_room("S"))
+
+
+def test_emit_and_roomcast_on_the_loops_thread_go_straight_to_the_hub_else_through_call():
+    import threading
+
+    class OnThisThread(FakeLoop):
+        loop_thread = threading.get_ident()
+
+    hub = Hub(FakeLinks(others=["g1"]))
+    session = Session("S", None, FakeTransport())
+    hub.attach(session)
+    loop = OnThisThread()
+    sock = Socket(session, hub, loop)
+    sock.emit("e", "x")
+    sock.roomcast("r", "e", "y")
+    assert loop.calls == [] and len(session.pending) == 1 and hub.stats["roomcasts"] == 1
+    # from another thread (a pooled handler) both still go through call(), in order
+    worker = threading.Thread(target=lambda: (sock.emit("e", "z"), sock.roomcast("r", "e", "w")))
+    worker.start()
+    worker.join()
+    assert [fn.__name__ for fn, _ in loop.calls] == ["emit", "roomcast"]
+    loop.run()
+    assert len(session.pending) == 2 and hub.stats["roomcasts"] == 2
+
+
+def test_a_loop_that_names_no_thread_gets_every_call():
+    sock, hub, session, loop = make()  # FakeLoop has no loop_thread
+    sock.emit("e", "x")
+    assert len(loop.calls) == 1 and session.pending == []
