@@ -4,10 +4,10 @@ Every method is an ordinary (not async) method that never blocks: call it the sa
 from any handler, async or plain, on the gateway's event loop or in its thread pool.
 Encoding happens in the caller, so a bad event name or unencodable data
 raises right there; the rest goes onto the gateway's loop through ``Endpoint.call``, in
-call order (``emit`` and ``roomcast`` called on the loop go straight to the hub). Only the loop changes the socket's session; the rooms a handler sees
-(``in_room``, ``get_rooms``) are this handle's own view, right at once after
-``join``/``leave`` (kept only once the socket joins a room: an idle socket pays nothing
-for it).
+call order (``emit`` and ``roomcast`` called on the loop go straight to the hub). Only
+the loop changes the socket's session; the rooms a handler sees (``in_room``,
+``get_rooms``) are this handle's own view, right at once after ``join``/``leave`` (kept
+only once the socket joins a room: an idle socket pays nothing for it).
 """
 
 from __future__ import annotations
