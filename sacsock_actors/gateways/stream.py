@@ -345,11 +345,12 @@ class PeerStream:
                 raise ConnectionError(f"gateway {self.peer} has no stream listening yet")
             host, port = address
             loop = asyncio.get_running_loop()
-            _, proto = await asyncio.wait_for(
+            _, made = await asyncio.wait_for(
                 loop.create_connection(lambda: _Outbound(self._secret, self.sender), host, port),
                 self.connect_timeout,
             )
-            await asyncio.wait_for(asyncio.shield(proto.ready), self.connect_timeout)
+            proto = made
+            await asyncio.wait_for(asyncio.shield(made.ready), self.connect_timeout)
         except Exception as exc:  # noqa: BLE001 - any failure: Ray meanwhile, retry later
             if proto is not None:
                 proto.abort()
@@ -362,6 +363,7 @@ class PeerStream:
             return
         finally:
             self._connecting = None
+        assert proto is not None
         if self._closed:
             proto.abort()
             return
