@@ -112,11 +112,15 @@ class Bench:
             cmd = [PY, str(root / "bench" / "servers" / "sacsock_server.py"), "--port", str(port),
                    "--gateways", str(gateways), "--nodes", str(nodes)]
             env = dict(os.environ, PYTHONPATH=str(root))
+            if os.environ.get("SACSOCK_BENCH_BASE_TRANSPORT"):  # that checkout must take the flag
+                cmd += ["--gateway-transport", os.environ["SACSOCK_BENCH_BASE_TRANSPORT"]]
             return Server(kind, label or kind, cmd, self.server_cpus, self.logdir, cwd=root, env=env)
         if kind in OURS:
             cmd = [PY, str(BENCH / "servers" / "sacsock_server.py"), "--port", str(port),
                    "--gateways", str(gateways), "--nodes", str(nodes),
                    "--handlers", "plain" if kind == SACSOCK_PLAIN else "async"]
+            if os.environ.get("SACSOCK_BENCH_TRANSPORT"):  # gateway_transport of this checkout
+                cmd += ["--gateway-transport", os.environ["SACSOCK_BENCH_TRANSPORT"]]
         elif kind == BASELINE:
             cmd = [PY, str(BENCH / "baseline_aiohttp.py"), "--port", str(port)]
         elif kind == GO:

@@ -33,6 +33,8 @@ from .. import streamcodec as codec
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0
+#: connections a gateway lets wait for their handshake at once; more are closed at once
+MAX_PENDING_HANDSHAKES = 64
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 5.0
 
@@ -92,7 +94,13 @@ class _Inbound(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        pending = sum(1 for c in self.server.conns if c.peer is None)
         self.server.conns.add(self)
+        if pending >= MAX_PENDING_HANDSHAKES:
+            self.server.stats["stream_auth_failed"] += 1
+            log.warning("gateway stream from %s refused: %d handshakes pending", self._remote(), pending)
+            self.abort()
+            return
         transport.write(codec.challenge(self.nonce))
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self.server.handshake_timeout, self._handshake_timeout)

@@ -204,3 +204,20 @@ def test_secrets_never_show_in_reprs():
         assert "s" * 16 not in repr(stream) + repr(peer.server)
 
     asyncio.run(main())
+
+
+async def test_too_many_pending_handshakes_are_closed_at_once(monkeypatch):
+    from sacsock_actors.gateways import stream as stream_mod
+
+    monkeypatch.setattr(stream_mod, "MAX_PENDING_HANDSHAKES", 2)
+    peer = Peer()
+    await peer.start()
+    waiting = [await asyncio.open_connection(*peer.address) for _ in range(2)]
+    for reader, _ in waiting:
+        await reader.readexactly(codec.CHALLENGE_SIZE)
+    reader, writer = await asyncio.open_connection(*peer.address)
+    assert await asyncio.wait_for(reader.read(), 20) == b""  # no challenge: closed
+    assert peer.stats["stream_auth_failed"] == 1
+    for _, w in [*waiting, (reader, writer)]:
+        w.close()
+    peer.server.close()
