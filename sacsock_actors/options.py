@@ -71,10 +71,11 @@ class ServerOptions:
     - ``blocking_threshold``: seconds; plain handlers run inline on the gateway's loop, and
       one whose call takes longer than this moves to the thread pool for good (None: every
       plain handler runs in the pool). See ``sacsock_actors.gateways.dispatch``.
-    - ``gateway_transport``: how casts go from one gateway to another. ``"ray"``: a Ray
-      actor call per batch. ``"stream"``: one authenticated TCP stream per gateway pair
-      (a random cluster key made at start; Ray calls while it is down), cheaper per cast;
-      see ``sacsock_actors.gateways.stream``.
+    - ``gateway_transport``: how casts go from one gateway to another. ``"stream"`` (the
+      default): one authenticated TCP stream per gateway pair, listening on an ephemeral
+      port of each gateway's node address (a random cluster key made at start; Ray calls
+      while a stream is down), less CPU per cast; ``"ray"``: a Ray actor call per batch.
+      See ``sacsock_actors.gateways.stream``.
     - ``access_log``: one log line per HTTP request (upgrades included) through Ray's log
       pipeline; off by default (it does not scale to many connections).
 
@@ -116,7 +117,7 @@ class ServerOptions:
     max_pending_upgrades: int = 256
     check_utf8: bool = True
     error_log_burst: int = 5
-    gateway_transport: str = "ray"
+    gateway_transport: str = "stream"
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, str):
