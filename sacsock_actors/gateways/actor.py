@@ -199,6 +199,8 @@ class GatewayActor:
         if self.runner is not None or self._drained:
             return self.info()
         cfg = self.config
+        if self.links is not None:  # a start that failed half-way: nothing of it stays open
+            self._close_streams()
         self.links = _Links(self, cfg, self.rt)
         self.links.set_gateways(gateways)
         self.links.set_bridges(bridges)
