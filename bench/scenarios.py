@@ -114,6 +114,9 @@ class Bench:
             env = dict(os.environ, PYTHONPATH=str(root))
             if os.environ.get("SACSOCK_BENCH_BASE_TRANSPORT"):  # that checkout must take the flag
                 cmd += ["--gateway-transport", os.environ["SACSOCK_BENCH_BASE_TRANSPORT"]]
+            # SACSOCK_BENCH_BASE_ENV="K=V ...": environment of the base's server only (e.g.
+            # RAY_USE_UVLOOP=0 for a base checkout that does not depend on uvloop)
+            env.update(kv.split("=", 1) for kv in os.environ.get("SACSOCK_BENCH_BASE_ENV", "").split())
             return Server(kind, label or kind, cmd, self.server_cpus, self.logdir, cwd=root, env=env)
         if kind in OURS:
             cmd = [PY, str(BENCH / "servers" / "sacsock_server.py"), "--port", str(port),

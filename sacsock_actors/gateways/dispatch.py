@@ -135,6 +135,42 @@ class Dispatcher:
         if len(backlog) >= MAX_BACKLOG:
             await self.settled(session, MAX_BACKLOG // 2)
 
+    def submit(self, session: Session, fn: Handler, *args: Any) -> bool:
+        """``call`` for a reader that cannot wait (it runs in ``data_received``): run a
+        plain handler now, start a pooled one, or queue behind the socket's backlog.
+        Async handlers with no backlog are the reader's to run (see ``adopt``). Returns
+        True when the backlog is full: the reader must pause until ``session.drained``."""
+        backlog = session.backlog
+        if backlog is None:
+            if id(fn) in self._async:
+                raise RuntimeError("submit() takes plain handlers only while the backlog is empty")
+            if id(fn) not in self._pooled:
+                self.inline(fn, *args)
+                return False
+            backlog = session.backlog = deque()
+            backlog.append((fn, args))
+            self._next(session)
+            return False
+        backlog.append((fn, args))
+        return len(backlog) >= MAX_BACKLOG
+
+    def adopt(self, session: Session, fn: Handler) -> None:
+        """A call of async ``fn`` started by the reader is suspended (it goes on in the
+        socket's own task): the socket's later calls wait behind it until ``release``."""
+        assert session.backlog is None, "adopt() only with an empty backlog"
+        session.backlog = deque([(fn, ())])
+
+    def release(self, session: Session, fn: Handler, exc: BaseException | None) -> None:
+        """The adopted call finished (``exc``: what it raised): run what waited behind it."""
+        if exc is not None:
+            self.failed(fn, exc)
+        backlog = session.backlog
+        if backlog:
+            backlog.popleft()
+            if len(backlog) <= MAX_BACKLOG // 2:
+                self._wake(session)
+        self._next(session)
+
     async def settled(self, session: Session, room: int = 0) -> None:
         """Wait until the socket's backlog holds at most ``room`` messages."""
         while session.backlog is not None and len(session.backlog) > room:

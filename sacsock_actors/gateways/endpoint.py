@@ -1,5 +1,6 @@
-"""The aiohttp side of a gateway: upgrade (origin check), read loop, handler dispatch,
-writing, close.
+"""The aiohttp side of a gateway: HTTP, the upgrade (origin check, 101), writing, close,
+heartbeat. After the 101 the connection is a ``wsconn.WsConnection``'s, which reads the
+frames and calls the handlers.
 
 ``Endpoint`` owns the sockets' lifecycles (docs/protocol.md):
 created -> joined to its id room -> on_connect -> message loop; on close: leaves every
@@ -12,10 +13,8 @@ thread. It knows nothing of Ray.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import mimetypes
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,31 +22,22 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 
 from ..app import AppSpec
-from ..limits import LIMIT_CLOSE_CODE, LogLimiter, TokenBucket
-from ..protocol import parse_inbound
+from ..limits import LogLimiter
 from .dispatch import Dispatcher
-from .guard import HandshakeGuard, MaskGuard
+from .guard import HandshakeGuard
 from .hub import Hub
-from .rfc6455 import INVALID_TEXT, valid_utf8
 from .session import Session
 from .socket import Socket
+from .wsconn import WsConnection
+from .wsparse import accept_key
 
 log = logging.getLogger(__name__)
 
 CLIENT_JS_PATH = "/sacsock.js"
 HEALTH_PATH = "/healthz"
-
-# Text frames as bytes (aiohttp >= 3.14): handlers get bytes anyway, so decoding each text
-# frame to str only to encode it back would be wasted work per message.
-_RAW_TEXT: dict[str, Any] = (
-    {"decode_text": False}
-    if "decode_text" in inspect.signature(web.WebSocketResponse.__init__).parameters
-    else {}
-)
-
 
 def client_js() -> bytes:
     """The browser client served at /sacsock.js (a copy of clientjs' UMD build)."""
@@ -76,6 +66,7 @@ class Endpoint:
         self.guard = HandshakeGuard(opts.handshake_timeout, opts.max_pending_upgrades, hub.stats)
         # a client must not be able to fill the disk: repeated log lines are only counted
         self._logs = LogLimiter(burst=opts.error_log_burst, window=60.0)
+        self._beat: asyncio.TimerHandle | None = None
 
     def install(self, runner: web.AppRunner) -> None:
         """Hook the handshake guard into the runner's server (after ``runner.setup()``)."""
@@ -95,6 +86,8 @@ class Endpoint:
     def make_app(self) -> web.Application:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        if self.options.heartbeat is not None and self._beat is None:
+            self._beat = self._loop.call_later(self.options.heartbeat / 2, self._heartbeat)
         app = web.Application(middlewares=[self.guard.middleware])
         app.router.add_get(self.path, self.websocket)
         app.router.add_get(CLIENT_JS_PATH, self._client_js)
@@ -102,6 +95,14 @@ class Endpoint:
         if self.spec.static_files:
             app.router.add_get("/{tail:.*}", self._static)
         return app
+
+    def _heartbeat(self) -> None:
+        """Every heartbeat / 2 s: each socket pings or is dropped if silent (WsConnection)."""
+        for session in list(self.hub.sessions.values()):
+            if session.ws is not None:
+                session.ws.heartbeat()
+        assert self._loop is not None and self.options.heartbeat is not None
+        self._beat = self._loop.call_later(self.options.heartbeat / 2, self._heartbeat)
 
     # ---- HTTP -----------------------------------------------------------------------------
 
@@ -142,89 +143,38 @@ class Endpoint:
             self._log("origin", logging.INFO, "upgrade refused: origin %r does not match host %r",
                       origins if len(origins) > 1 else origin, request.host)
             return web.Response(status=403, text="origin not allowed\n")
-        ws = web.WebSocketResponse(
-            protocols=("sac-sock",),
-            heartbeat=self.options.heartbeat,
-            max_msg_size=self.options.max_message_size,
-            compress=False,
-            **_RAW_TEXT,
-        )
-        await ws.prepare(request)
-        stats = self.hub.stats
-        MaskGuard.install(request, lambda: stats.update(("unmasked_frames",)))
-        session = Session(self.hub.new_socket_id(), ws, request.transport)
-        assert self._loop is not None
+        ready = web.WebSocketResponse(protocols=("sac-sock",)).can_prepare(request)
+        transport = request.transport
+        if not ready.ok or transport is None:
+            # a bad handshake: aiohttp answers it as it always did (400 and why)
+            refused = web.WebSocketResponse(protocols=("sac-sock",))
+            await refused.prepare(request)
+            return refused
+        resp = Upgraded(request.headers["Sec-WebSocket-Key"], ready.protocol)
+        await resp.prepare(request)
+        session = Session(self.hub.new_socket_id(), None, transport)
+        conn = WsConnection(self, session, transport, request.protocol)
+        session.ws = conn
         socket = Socket(session, self.hub, self, self.options)
         session.socket = socket
         self.hub.attach(session)
-        opts = self.options
-        max_event = opts.max_event_name or sys.maxsize
-        check_utf8 = opts.check_utf8
-        rate = opts.max_messages_per_second
-        bucket = TokenBucket(rate, max(1.0, rate)) if rate is not None else None
-        close_code: int = WSCloseCode.OK
         try:
-            dispatch = self.dispatch
             if self.spec.on_connect is not None:
-                await dispatch.call(session, self.spec.on_connect, socket)
-            # The message loop, inline: a separate coroutine would keep one more frame
-            # (~0.3 KiB) alive per connected socket.
-            handlers = self.spec.handlers
-            async_events, inline_events = dispatch.async_events, dispatch.inline_events
-            async for msg in ws:
-                if msg.type is WSMsgType.TEXT:
-                    data = msg.data
-                    if type(data) is bytes:
-                        raw: bytes = data
-                        if check_utf8 and not valid_utf8(raw):  # RFC 6455 section 8.1
-                            stats["invalid_utf8"] += 1
-                            close_code = INVALID_TEXT
-                            break
-                    else:
-                        raw = data.encode("utf-8")
-                elif msg.type is WSMsgType.BINARY:
-                    raw = msg.data
-                elif msg.type is WSMsgType.ERROR:
-                    stats["read_errors"] += 1
-                    self._log("read_error", logging.INFO, "socket %s: %s (close code %s)",
-                              session.id, msg.data, ws.close_code)
-                    break
-                else:
-                    continue
-                stats["messages_in"] += 1
-                if bucket is not None and not bucket.take():
-                    stats["rate_limited"] += 1
-                    close_code = LIMIT_CLOSE_CODE
-                    break
-                inbound = parse_inbound(raw)
-                if inbound is None:
-                    stats["ignored_frames"] += 1
-                    log.debug("socket %s: frame without event name ignored", session.id)
-                    continue
-                if len(inbound.event) > max_event:
-                    stats["event_name_too_long"] += 1
-                    close_code = LIMIT_CLOSE_CODE
-                    break
-                handler = handlers.get(inbound.event)
-                if handler is None:
-                    stats["unknown_events"] += 1
-                    log.debug("socket %s: no handler for %r", session.id, inbound.event)
-                    continue
-                # the two common cases without a call in between (dispatch.call does the same)
-                if session.backlog is None and inbound.event in inline_events:
-                    dispatch.inline(handler, socket, inbound.payload)
-                elif session.backlog is None and inbound.event in async_events:
-                    try:
-                        await handler(socket, inbound.payload)
-                    except Exception:  # noqa: BLE001 - logged with its traceback by failed()
-                        dispatch.failed(handler)
-                else:
-                    await dispatch.call(session, handler, socket, inbound.payload)
-                if session.closed:
-                    break
-        finally:
-            await self._finish(session, close_code)
-        return ws
+                await self.dispatch.call(session, self.spec.on_connect, socket)
+            # Bytes that came meanwhile (or with the upgrade request) wait in aiohttp's
+            # buffer for the upgraded protocol (it never gets its own websocket reader).
+            tail = _take_tail(request.protocol)
+            if transport.is_closing():
+                conn.lost = True
+                await self._finish(session, WSCloseCode.ABNORMAL_CLOSURE)
+                return resp
+            conn.take_over(tail)
+        except BaseException:
+            if not session.closed:
+                self.close_session(session, WSCloseCode.GOING_AWAY)
+            raise
+        await conn.serve()
+        return resp
 
     # ---- the loop: the one way onto it, and writing ---------------------------------------
 
@@ -253,7 +203,9 @@ class Endpoint:
         for session in self.hub.sessions_to_write():
             pending, session.pending = session.pending, []
             transport = session.transport
-            if session.closed or transport is None or transport.is_closing():
+            # a closing socket (``closed`` set, not yet detached) still gets the frames queued
+            # before its close (Hub.emit queues none after it); its close frame follows them
+            if transport is None or transport.is_closing():
                 continue
             transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
             size = transport.get_write_buffer_size()
@@ -310,12 +262,8 @@ class Endpoint:
             await self._settled(session)
         self.hub.detach(session)
         _write_pending(session)  # frames queued for it before the close go out before 1001
-        if not session.ws.closed:
-            try:
-                await asyncio.wait_for(session.ws.close(code=code), 5)
-            except (asyncio.TimeoutError, ConnectionError):
-                if session.transport is not None:
-                    session.transport.abort()
+        if session.ws is not None:
+            await session.ws.close(code)
 
     async def drain(self, timeout: float) -> int:
         """Graceful close: refuse new sockets (health 503), write every queued frame, wait
@@ -348,7 +296,33 @@ class Endpoint:
         """Close every socket (shutdown). Returns how many were open."""
         sessions = list(self.hub.sessions.values())
         await asyncio.gather(*(self._finish(s, code) for s in sessions), return_exceptions=True)
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
         return len(sessions)
+
+
+class Upgraded(web.StreamResponse):
+    """The 101 answer to a websocket upgrade; the connection is then a WsConnection's."""
+
+    def __init__(self, key: str, protocol: str | None) -> None:
+        headers = {"Upgrade": "websocket", "Connection": "upgrade", "Sec-WebSocket-Accept": accept_key(key)}
+        if protocol:
+            headers["Sec-WebSocket-Protocol"] = protocol
+        super().__init__(status=101, headers=headers)
+        self.force_close()  # no HTTP keep-alive after it
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        """Nothing to end: the bytes after the 101 are websocket frames."""
+
+
+def _take_tail(protocol: Any) -> bytes:
+    """What aiohttp's HTTP protocol read past an accepted upgrade request: it keeps those
+    bytes (``_message_tail``) for a websocket reader, which this endpoint never installs."""
+    tail = getattr(protocol, "_message_tail", b"")
+    if tail:
+        protocol._message_tail = b""
+    return bytes(tail)
 
 
 def _write_pending(session: Session) -> None:

@@ -7,22 +7,18 @@
   next request must be complete within the timeout again (an idle keep-alive connection is
   closed then). aiohttp itself waits for a half-sent request as long as its keep-alive
   timeout allows (an hour), however slowly it arrives (slowloris).
-- :class:`MaskGuard`: sits between an upgraded connection's transport and aiohttp's
-  protocol and closes the connection (1002) at the first unmasked client frame, which
-  aiohttp accepts (RFC 6455 section 5.1 says the server must close).
+
+Upgraded connections are read by ``wsconn.WsConnection``, which checks RFC 6455 itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-
-from .rfc6455 import PROTOCOL_ERROR, MaskScanner
 
 
 class HandshakeGuard:
@@ -109,50 +105,3 @@ class HandshakeGuard:
             self._rearm(request)
         return response
 
-
-_CLOSE_1002 = struct.pack("!BBH", 0x88, 2, PROTOCOL_ERROR)
-
-
-class MaskGuard(asyncio.Protocol):
-    """Wraps an upgraded connection's protocol; passes bytes on while frames are masked.
-
-    At the first unmasked frame it drops the rest, writes a close frame 1002, closes the
-    transport and calls ``on_violation``.
-    """
-
-    def __init__(self, inner: asyncio.Protocol, transport: asyncio.Transport,
-                 on_violation: Callable[[], None]) -> None:
-        self.inner = inner
-        self.transport = transport
-        self.scanner = MaskScanner()
-        self.on_violation = on_violation
-
-    @classmethod
-    def install(cls, request: web.Request, on_violation: Callable[[], None]) -> MaskGuard | None:
-        transport = request.transport
-        if transport is None:
-            return None
-        guard = cls(request.protocol, transport, on_violation)
-        transport.set_protocol(guard)
-        return guard
-
-    def data_received(self, data: bytes) -> None:
-        if self.scanner.ok and self.scanner.feed(data):
-            self.inner.data_received(data)
-            return
-        if not self.transport.is_closing():
-            self.transport.write(_CLOSE_1002)
-            self.transport.close()
-            self.on_violation()
-
-    def eof_received(self) -> bool | None:
-        return self.inner.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self.inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.inner.resume_writing()

@@ -191,6 +191,25 @@ async def test_unmasked_client_frame_closes_with_1002(hostile, bystander):
     ws.close()
 
 
+async def test_unmasked_frame_in_the_upgrade_packet_closes_with_1002(hostile, bystander):
+    # the frame rides in the same segment as the upgrade request: aiohttp has read it
+    # before the upgrade is answered, and it must be checked like any later frame
+    before = gw(hostile).get("unmasked_frames", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", hostile.port)
+    writer.write(upgrade_request(hostile.port) + frame(0x1, b"echo\x02unmasked", mask=False))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+    assert b" 101 " in head.split(b"\r\n", 1)[0]
+    ws = RawWS(reader, writer)
+    frames = []
+    while not frames or frames[-1][0] != 0x8:
+        frames.append(await ws.read_frame())
+    assert frames[0][1].startswith(b"welcome")
+    assert not any(p.startswith(b"echo") for _, p in frames)  # the unmasked echo was not served
+    assert frames[-1][1][:2] == b"\x03\xea"  # close 1002
+    await wait_for(lambda: gw(hostile).get("unmasked_frames", 0) == before + 1, what="unmasked_frames")
+    ws.close()
+
+
 # ---- slowloris -----------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from sacsock_actors.app import AppSpec
 from sacsock_actors.gateways.endpoint import Endpoint
 from sacsock_actors.gateways.hub import Hub
 from sacsock_actors.gateways.session import Session
+from sacsock_actors.gateways.wsframe import ws_frame
 from sacsock_actors.options import ServerOptions
 from sacsock_actors.protocol import encode
 
@@ -81,10 +82,15 @@ def test_the_hub_wakes_one_flush_per_tick():
     assert len(writes) == 1
 
 
-def test_a_closed_sockets_frames_are_not_written():
+def test_a_closing_sockets_frames_are_written_until_its_transport_closes():
     hub, endpoint, _ = make()
     s = add(hub, "A")
-    hub.emit(s, encode("x", 1))
-    s.closed = True
+    hub.emit(s, encode("bye", 1))
+    s.closed = True  # closing (Socket.close right after its emit), not yet detached
     endpoint.flush()
-    assert s.transport.writes == [] and s.pending == []
+    bye = encode("bye", 1)
+    assert s.transport.writes == [ws_frame(bye.data, bye.binary)] and s.pending == []
+    s.transport.abort()
+    hub.emit(s, encode("x", 2))
+    endpoint.flush()
+    assert len(s.transport.writes) == 1 and s.pending == []
