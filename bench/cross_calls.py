@@ -3,6 +3,7 @@
 
     python bench/cross_calls.py                  # 1 and 2 gateways, 3 rounds each
     python bench/cross_calls.py --gateways 2 --rounds 5
+    python bench/cross_calls.py --transports ray,stream --repeat 3   # gateway_transport A/B
 
 The cross scenario of ``bench/run.py`` (fan-out to K=1,000 sockets, one publisher, 16
 casts in flight) with the gateways' own counters read around each round (the driver
@@ -12,6 +13,11 @@ every server-side process (``/proc``, all threads), and the gateways' context sw
 (every thread's ``voluntary_ctxt_switches`` / ``nonvoluntary_ctxt_switches``). Servers
 are pinned to the server CPUs and the load generator to the client CPUs, as in
 ``bench/run.py``. Prints a table and writes ``bench/results/cross_calls.json``.
+
+``--transports``: each gateway count above 1 is run with each ``gateway_transport``
+(``stream_batches`` counts the batches that went over gateway streams); ``--repeat N``
+runs the whole list of configurations N times in turns (a slow drift of a busy machine
+then hits every configuration alike).
 """
 
 from __future__ import annotations
@@ -61,10 +67,16 @@ def _switches(pids: list[int]) -> tuple[int, int]:
 
 def _sent(stats: dict) -> tuple[int, int]:
     gws = [v for k, v in stats.items() if k.startswith("gw")]
-    return sum(g.get("ray_calls_out", 0) for g in gws), sum(g.get("ray_ops_out", 0) for g in gws)
+    # the gateways' ray_*_out count batches by either path: take out those over streams
+    calls = sum(g.get("ray_calls_out", 0) - g.get("stream_batches_out", 0) for g in gws)
+    return calls, sum(g.get("ray_ops_out", 0) - g.get("stream_ops_out", 0) for g in gws)
 
 
-def one(gateways: int, rounds: int) -> list[dict]:
+def _stream(stats: dict) -> int:
+    return sum(v.get("stream_batches_out", 0) for k, v in stats.items() if k.startswith("gw"))
+
+
+def one(gateways: int, rounds: int, transport: str | None = None) -> list[dict]:
     """Measure ``rounds`` rounds with ``gateways`` gateways (run in a child process)."""
     import procstat
     from procs import LoadGen, cpu_plan, free_ports
@@ -74,7 +86,8 @@ def one(gateways: int, rounds: int) -> list[dict]:
     if server_cpus:
         os.sched_setaffinity(0, {int(c) for c in server_cpus.split(",")})  # Ray's processes inherit it
     port = free_ports()
-    infos = server.start(port=port, gateways=gateways)
+    opts = {"gateway_transport": transport} if transport else {}
+    infos = server.start(port=port, gateways=gateways, **opts)
     gw_pids = [i["pid"] for i in infos]
 
     class Target:  # what LoadGen needs of a procs.Server
@@ -89,14 +102,17 @@ def one(gateways: int, rounds: int) -> list[dict]:
     try:
         for _ in range(rounds):
             pids = [p for p in procstat.descendants(os.getpid()) if p != lg.proc.pid]
-            s0, c0, x0 = _sent(server.stats()), {p: _cpu(p) for p in pids}, _switches(gw_pids)
+            st0 = server.stats()
+            s0, c0, x0 = _sent(st0), {p: _cpu(p) for p in pids}, _switches(gw_pids)
             res = lg.run(0, CASTS, 6.0, 16)
-            s1, c1, x1 = _sent(server.stats()), {p: _cpu(p) for p in pids}, _switches(gw_pids)
+            st1 = server.stats()
+            s1, c1, x1 = _sent(st1), {p: _cpu(p) for p in pids}, _switches(gw_pids)
             casts = res["delivered"] / K or 1
             total = sum(c1[p] - c0[p] for p in pids)
             gw = sum(c1[p] - c0[p] for p in gw_pids)
             out.append({
-                "gateways": gateways, "casts": round(casts),
+                "gateways": gateways, "transport": transport or "default", "casts": round(casts),
+                "stream_batches": _stream(st1) - _stream(st0),
                 "deliveries_per_s": round(res["deliveries_per_s"]),
                 "missing": res.get("missing"), "out_of_order": res.get("out_of_order"),
                 "ray_calls": s1[0] - s0[0], "ray_ops": s1[1] - s0[1],
@@ -113,29 +129,62 @@ def one(gateways: int, rounds: int) -> list[dict]:
     return out
 
 
+def _summary(rows: list[dict]) -> list[dict]:
+    """Median deliveries per server CPU s of each configuration, and its ratio to 1 gateway."""
+    import statistics
+
+    groups: dict[tuple[int, str], list[float]] = {}
+    for r in rows:
+        if r["deliveries_per_server_cpu_s"]:
+            groups.setdefault((r["gateways"], r["transport"]), []).append(r["deliveries_per_server_cpu_s"])
+    one = [statistics.median(v) for (g, _), v in groups.items() if g == 1]
+    out = []
+    for (g, t), v in groups.items():
+        med = statistics.median(v)
+        out.append({"gateways": g, "transport": t, "median_per_cpu_s": round(med), "rounds": v,
+                    "vs_1_gateway": round(med / one[0], 3) if one else None})
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gateways", default="1,2", help="comma-separated gateway counts")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--transports", default="", help="comma-separated gateway_transport values (stream,ray)")
+    p.add_argument("--repeat", type=int, default=1, help="runs of every configuration, in turns")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # the child: one gateway count
+    p.add_argument("--transport", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        print("RESULT " + json.dumps(one(args.one, args.rounds)), flush=True)
+        print("RESULT " + json.dumps(one(args.one, args.rounds, args.transport)), flush=True)
         return
-    rows: list[dict] = []
+    configs: list[tuple[int, str | None]] = []
     for n in (int(g) for g in args.gateways.split(",")):
-        done = subprocess.run([sys.executable, __file__, "--one", str(n), "--rounds", str(args.rounds)],
-                              stdout=subprocess.PIPE, text=True, check=True)
-        rows += json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
-    keys = ["gateways", "deliveries_per_s", "ray_calls_per_cast", "gateway_cpu_us_per_cast",
+        transports = [t for t in args.transports.split(",") if t] if n > 1 else []
+        configs += [(n, t) for t in transports] or [(n, None)]
+    rows: list[dict] = []
+    for _ in range(args.repeat):
+        for n, transport in configs:
+            cmd = [sys.executable, __file__, "--one", str(n), "--rounds", str(args.rounds)]
+            cmd += ["--transport", transport] if transport else []
+            done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+            rows += json.loads(next(ln for ln in done.stdout.splitlines() if ln.startswith("RESULT "))[7:])
+    keys = ["gateways", "transport", "deliveries_per_s", "stream_batches", "ray_calls_per_cast",
+            "gateway_cpu_us_per_cast",
             "server_cpu_us_per_cast", "deliveries_per_server_cpu_s", "voluntary_switches_per_cast",
             "involuntary_switches_per_cast", "missing", "out_of_order"]
     print(" | ".join(keys))
     for r in rows:
         print(" | ".join(str(r[k]) for k in keys))
+    summary = _summary(rows)
+    print("gateways | transport | median deliveries per server CPU s | vs 1 gateway | rounds")
+    for r in summary:
+        cols = ("gateways", "transport", "median_per_cpu_s", "vs_1_gateway", "rounds")
+        print(" | ".join(str(r[k]) for k in cols))
     out = BENCH / "results" / "cross_calls.json"
     out.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "k": K,
-                               "loadavg": Path("/proc/loadavg").read_text().split()[:3], "rows": rows},
+                               "loadavg": Path("/proc/loadavg").read_text().split()[:3], "summary": summary,
+                               "rows": rows},
                               indent=1) + "\n")
     print(f"wrote {out}")
 

@@ -112,6 +112,8 @@ class Bench:
             cmd = [PY, str(root / "bench" / "servers" / "sacsock_server.py"), "--port", str(port),
                    "--gateways", str(gateways), "--nodes", str(nodes)]
             env = dict(os.environ, PYTHONPATH=str(root))
+            if os.environ.get("SACSOCK_BENCH_BASE_TRANSPORT"):  # that checkout must take the flag
+                cmd += ["--gateway-transport", os.environ["SACSOCK_BENCH_BASE_TRANSPORT"]]
             # SACSOCK_BENCH_BASE_ENV="K=V ...": environment of the base's server only (e.g.
             # RAY_USE_UVLOOP=0 for a base checkout that does not depend on uvloop)
             env.update(kv.split("=", 1) for kv in os.environ.get("SACSOCK_BENCH_BASE_ENV", "").split())
@@ -120,6 +122,8 @@ class Bench:
             cmd = [PY, str(BENCH / "servers" / "sacsock_server.py"), "--port", str(port),
                    "--gateways", str(gateways), "--nodes", str(nodes),
                    "--handlers", "plain" if kind == SACSOCK_PLAIN else "async"]
+            if os.environ.get("SACSOCK_BENCH_TRANSPORT"):  # gateway_transport of this checkout
+                cmd += ["--gateway-transport", os.environ["SACSOCK_BENCH_TRANSPORT"]]
         elif kind == BASELINE:
             cmd = [PY, str(BENCH / "baseline_aiohttp.py"), "--port", str(port)]
         elif kind == GO:

@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port")
         p.add_argument("--access-log", action="store_true",
                        help="log one line per HTTP request and upgrade (default: off)")
+        p.add_argument("--gateway-transport", choices=("stream", "ray"), default=None,
+                       help="casts between gateways: an authenticated TCP stream per pair, or Ray calls")
         p.add_argument("--drain-timeout", type=float, default=30.0,
                        help="on SIGTERM, seconds to let queued frames flush before the 1001 closes")
         p.add_argument("-v", "--verbose", action="store_true")
@@ -103,6 +105,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         opts["allowed_origins"] = tuple(args.allowed_origin)
     if args.access_log:
         opts["access_log"] = True
+    if args.gateway_transport is not None:
+        opts["gateway_transport"] = args.gateway_transport
     return opts
 
 

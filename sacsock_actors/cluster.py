@@ -110,6 +110,8 @@ class ClusterRuntime:
         self.host = host
         self.path = path
         self.token = secrets.token_hex(4)
+        # the key of the gateway streams (never logged; empty: casts between gateways over Ray)
+        self._stream_secret = secrets.token_bytes(32) if spec.options.gateway_transport == "stream" else b""
         self.infos: dict[str, dict[str, Any]] = {}
         self._stopped = False
         self.started_ray = rayio.init(address, runtime_env)
@@ -163,6 +165,7 @@ class ClusterRuntime:
             path=self.path,
             shard_names=tuple(f"{self.token}:shard:{i}" for i in range(len(self.shards))),
             namespace=NAMESPACE,
+            stream_secret=self._stream_secret,
         )
         return rayio.spawn(_Gateway, f"{self.token}:gw:{gid}", self.spec, config, node=placement.node_id)
 

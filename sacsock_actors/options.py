@@ -46,6 +46,8 @@ def allow_origins(origins: Sequence[str]) -> OriginCheck:
 
 #: values of ``ServerOptions.shard_placement``
 SHARD_PLACEMENTS = ("auto", "spread")
+#: values of ``ServerOptions.gateway_transport``
+GATEWAY_TRANSPORTS = ("stream", "ray")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +71,11 @@ class ServerOptions:
     - ``blocking_threshold``: seconds; plain handlers run inline on the gateway's loop, and
       one whose call takes longer than this moves to the thread pool for good (None: every
       plain handler runs in the pool). See ``sacsock_actors.gateways.dispatch``.
+    - ``gateway_transport``: how casts go from one gateway to another. ``"stream"`` (the
+      default): one authenticated TCP stream per gateway pair, listening on an ephemeral
+      port of each gateway's node address (a random cluster key made at start; Ray calls
+      while a stream is down), less CPU per cast; ``"ray"``: a Ray actor call per batch.
+      See ``sacsock_actors.gateways.stream``.
     - ``access_log``: one log line per HTTP request (upgrades included) through Ray's log
       pipeline; off by default (it does not scale to many connections).
 
@@ -110,6 +117,7 @@ class ServerOptions:
     max_pending_upgrades: int = 256
     check_utf8: bool = True
     error_log_burst: int = 5
+    gateway_transport: str = "stream"
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, str):
@@ -123,6 +131,11 @@ class ServerOptions:
             raise ConfigError(
                 f"shard_placement must be one of {', '.join(map(repr, SHARD_PLACEMENTS))}, "
                 f"got {self.shard_placement!r}"
+            )
+        if self.gateway_transport not in GATEWAY_TRANSPORTS:
+            raise ConfigError(
+                f"gateway_transport must be one of {', '.join(map(repr, GATEWAY_TRANSPORTS))}, "
+                f"got {self.gateway_transport!r}"
             )
         if self.heartbeat is not None and self.heartbeat <= 0:
             raise ConfigError("heartbeat must be a positive number of seconds or None")

@@ -5,6 +5,7 @@
 ``--gateways N``: N gateways share the port (SO_REUSEPORT) on a local Ray.
 ``--handlers plain``: the app with plain ``def`` handlers (sacsock_app_plain.py) instead
 of async ones (sacsock_app.py).
+``--gateway-transport stream|ray``: how casts go between gateways (ServerOptions).
 ``--nodes N``: a ``ray.cluster_utils.Cluster`` of N simulated nodes on this machine, one
 gateway pinned to each node with ``cluster.Placement`` (ports PORT, PORT+1, ...).
 
@@ -37,7 +38,10 @@ def main() -> None:
     parser.add_argument("--gateways", type=int, default=1)
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--handlers", choices=("async", "plain"), default="async")
+    parser.add_argument("--gateway-transport", choices=("stream", "ray"), default=None,
+                        help="casts between gateways (default: the package's default)")
     args = parser.parse_args()
+    opts = {} if args.gateway_transport is None else {"gateway_transport": args.gateway_transport}
     app = "sacsock_app_plain" if args.handlers == "plain" else "sacsock_app"
     server = importlib.import_module(app).server
     logging.basicConfig(level=logging.WARNING)
@@ -52,9 +56,9 @@ def main() -> None:
         ray.init(address=sim.address, namespace=cluster.NAMESPACE, logging_level=logging.WARNING)
         nodes = cluster.alive_nodes()
         placements = [cluster.Placement(nodes[i % len(nodes)], args.port + i) for i in range(args.nodes)]
-        infos = server.start(port=args.port, placements=placements)
+        infos = server.start(port=args.port, placements=placements, **opts)
     else:
-        infos = server.start(port=args.port, gateways=args.gateways)
+        infos = server.start(port=args.port, gateways=args.gateways, **opts)
     ports = sorted({i["port"] for i in infos})
     print("READY " + json.dumps({
         "pid": os.getpid(), "ports": ports,

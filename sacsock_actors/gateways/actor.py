@@ -13,7 +13,8 @@ import asyncio
 import logging
 import os
 import socket as _stdsocket
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..ops import Op, count_casts
 from ..protocol import SOCKET_TAG_LIMIT
 from .endpoint import Endpoint
 from .hub import Hub
+from .stream import PeerStream, StreamServer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ class GatewayConfig:
     path: str
     shard_names: tuple[str, ...]
     namespace: str
+    #: the cluster's random key for gateway streams (empty: casts between gateways go
+    #: over Ray calls only); never shown in a repr
+    stream_secret: bytes = field(default=b"", repr=False)
 
 
 class _Links:
@@ -55,6 +60,9 @@ class _Links:
         self._shards = [rt.get_actor(n, config.namespace) for n in config.shard_names]
         self._shard_out = [self._shard_outbox(i) for i in range(self.shard_count)]
         self._gateway_out: dict[str, Outbox] = {}
+        self._streams: dict[str, PeerStream] = {}
+        self._secret = config.stream_secret
+        self._me = config.gateway_id
         self._others: list[str] = []
         self._bridge_out: list[Outbox] = []
         #: casts made here go to bridges (the hub builds no Publish op otherwise)
@@ -91,11 +99,31 @@ class _Links:
             self.socket_tag = tag if tag < SOCKET_TAG_LIMIT else None
         for gid in set(self._gateway_out) - set(handles):  # drained: nothing more goes there
             del self._gateway_out[gid]
+            self._close_stream(gid)
         for gid, handle in handles.items():
             if gid not in self._gateway_out:
-                self._gateway_out[gid] = Outbox(
-                    self._rt.sender(handle, "receive"), on_error=partial(self._gw.lost, f"gateway {gid}")
-                )
+                send = self._rt.sender(handle, "receive")
+                if self._secret and gid != self._me:
+                    stream = PeerStream(
+                        self._me, gid, self._secret, send,
+                        partial(self._rt.call, handle, "stream_address"), self._gw.stream_stats,
+                    )
+                    self._streams[gid] = stream
+                    send = stream.send
+                self._gateway_out[gid] = Outbox(send, on_error=partial(self._gw.lost, f"gateway {gid}"))
+
+    def _close_stream(self, gateway_id: str) -> None:
+        stream = self._streams.pop(gateway_id, None)
+        if stream is not None:
+            stream.close()
+
+    def close_streams(self) -> None:
+        for gid in list(self._streams):
+            self._close_stream(gid)
+
+    def streams_open(self) -> list[str]:
+        """The peers this gateway's casts reach over an open stream now."""
+        return sorted(g for g, s in self._streams.items() if s.is_open)
 
     def set_bridges(self, handles: list[Any]) -> None:
         self._bridge_out = [
@@ -113,6 +141,7 @@ class _Links:
     def drop_gateway(self, gateway_id: str) -> None:
         """Stop sending to a gateway that is gone for good."""
         self._gateway_out.pop(gateway_id, None)
+        self._close_stream(gateway_id)
         self._others = [g for g in self._others if g != gateway_id]
 
     def to_shard(self, index: int, op: Op) -> None:
@@ -159,6 +188,9 @@ class GatewayActor:
         self._tasks: list[asyncio.Task] = []
         self._drained = False
         self._address = config.host
+        #: counters of the gateway streams (folded into ``stats``)
+        self.stream_stats: Counter[str] = Counter()
+        self.stream_server: StreamServer | None = None
 
     async def start(self, gateways: dict[str, Any], bridges: list[Any]) -> dict[str, Any]:
         """Join the cluster (every gateway, bridge and shard known), then bind the port,
@@ -167,11 +199,16 @@ class GatewayActor:
         if self.runner is not None or self._drained:
             return self.info()
         cfg = self.config
+        if self.links is not None:  # a start that failed half-way: nothing of it stays open
+            self._close_streams()
         self.links = _Links(self, cfg, self.rt)
         self.links.set_gateways(gateways)
         self.links.set_bridges(bridges)
         self.hub = Hub(self.links)
         self.endpoint = Endpoint(self.spec, self.hub, cfg.path)
+        if cfg.stream_secret:  # before the shards: peers may connect as soon as we are known
+            self.stream_server = StreamServer(cfg.stream_secret, self.hub.receive, self.stream_stats)
+            await self.stream_server.start(self.rt.node_ip())
         me = self.rt.me()
         for i in range(self.links.shard_count):
             known = self.links.gateway_ids()
@@ -199,7 +236,18 @@ class GatewayActor:
             "host": _stdsocket.gethostname(),
             "address": self._address,
             "started": self.runner is not None,
+            "stream": None if self.stream_server is None else list(self.stream_server.address or ()),
         }
+
+    async def stream_address(self) -> list[Any] | None:
+        """``[host, port]`` of this gateway's stream listener (None: not listening)."""
+        if self.stream_server is None or self.stream_server.address is None:
+            return None
+        return list(self.stream_server.address)
+
+    async def streams(self) -> list[str]:
+        """The peers this gateway's casts go to over an open stream now (tests, operators)."""
+        return [] if self.links is None else self.links.streams_open()
 
     async def set_gateways(self, handles: dict[str, Any]) -> None:
         """The gateways of the cluster changed (some were drained)."""
@@ -226,6 +274,9 @@ class GatewayActor:
         assert self.links is not None
         out["ray_calls_out"] = sum(o.calls for o in self.links.outboxes())
         out["ray_ops_out"] = sum(o.items_sent for o in self.links.outboxes())
+        # ray_calls_out / ray_ops_out count every batch handed on, by either path; the
+        # stream_* counters say how many of them went over a gateway stream
+        out.update(self.stream_stats)
         return out
 
     async def drop_peer(self, gateway_id: str) -> None:
@@ -253,11 +304,18 @@ class GatewayActor:
         if self.endpoint is None or self.runner is None:
             return 0
         closed = await self.endpoint.close_all(code)
+        self._close_streams()
         for task in self._tasks:
             task.cancel()
         await self.runner.cleanup()
         self.runner = None
         return closed
+
+    def _close_streams(self) -> None:
+        if self.stream_server is not None:
+            self.stream_server.close()
+        if self.links is not None:
+            self.links.close_streams()
 
     async def begin_drain(self) -> None:
         """Stop accepting sockets: /healthz answers 503, upgrades get 503."""

@@ -129,3 +129,13 @@ def test_production_flags_parse_and_default_off():
     got = (args.metrics_port, args.metrics_host, args.drain_timeout, args.host)
     assert got == (9100, "0.0.0.0", 5.0, "node")
     assert _options(args)["access_log"] is True
+
+
+def test_gateway_transport_flag():
+    from sacsock_actors.cli import _options
+
+    assert "gateway_transport" not in _options(_parser().parse_args(["serve", "app:server"]))
+    args = _parser().parse_args(["serve", "app:server", "--gateway-transport", "ray"])
+    assert _options(args)["gateway_transport"] == "ray"
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["serve", "app:server", "--gateway-transport", "udp"])

@@ -157,3 +157,9 @@ async def test_socket_id_tags_stay_put_when_a_gateway_is_drained():
     assert gw1.links.gateway_for_tag(0) == "gw-0" and gw1.links.other_gateways() == []
     assert gw1.links.gateway_for_tag(5) is None
     await cluster.stop()
+
+
+def test_the_stream_secret_is_not_in_the_config_repr():
+    secret = b"\x07" * 32
+    config = GatewayConfig("gw-0", "127.0.0.1", 1, "/socket", ("shard:0",), "test", stream_secret=secret)
+    assert "stream_secret" not in repr(config) and repr(secret)[2:10] not in repr(config)

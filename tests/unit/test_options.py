@@ -94,3 +94,10 @@ def test_origins_without_a_host_are_refused(origin):
     assert not same_origin(origin, "example.com")
     options = ServerOptions(allowed_origins=["https://app.example.com"])
     assert not options.origin_allowed(origin, "example.com")
+
+
+def test_gateway_transport_is_checked():
+    assert ServerOptions().gateway_transport == "stream"
+    assert ServerOptions(gateway_transport="ray").gateway_transport == "ray"
+    with pytest.raises(ConfigError, match="'stream', 'ray'"):
+        ServerOptions(gateway_transport="tcp")
