@@ -3,6 +3,7 @@ messages the bridge sends (``transport_pb2``). No grpc channel, no network."""
 
 import json
 
+from cast_strategies import casts, hostile_text, json_values, names
 from google.protobuf.message import DecodeError
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -23,30 +24,6 @@ from sacsock_actors.bridges.grpc_codec import (
 )
 from sacsock_actors.bridges.proto import transport_pb2 as pb
 from sacsock_actors.errors import ConfigError
-
-names = st.text(min_size=1).filter(lambda e: "\x01" not in e and "\x02" not in e)
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text()
-    | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12,
-)
-#: text that may hold what breaks frames: separators, lone surrogates, non-ASCII
-hostile_text = st.text(st.characters() | st.sampled_from(["\x01", "\x02", "\ud800", "\udfff", "é", "\0"]))
-
-
-@st.composite
-def casts(draw):
-    kind = draw(st.sampled_from("SBJ"))
-    if kind == "S":
-        payload = draw(st.text()).encode()
-    elif kind == "B":
-        payload = draw(st.binary())
-    else:
-        payload = json.dumps(draw(json_values), ensure_ascii=draw(st.booleans())).encode()
-    # broadcast, roomcast, socketcast (a socket's own room)
-    room = draw(st.one_of(st.none(), names, names.map(lambda sid: f"__socket_id:{sid}")))
-    return Cast(room, draw(names), kind, payload)
 
 
 def to_message(cast: Cast) -> tuple[str, bytes]:

@@ -5,6 +5,7 @@ import json
 from datetime import datetime, timezone
 
 import bson
+from cast_strategies import casts, hostile_text, names
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -24,14 +25,6 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
 OPTS = bson.CodecOptions(tz_aware=True, tzinfo=timezone.utc)
 FIELDS = ["ServerName", "ServerGroup", "Expire", "RoomName", "EventName", "Data", "JSON", "Read", "_id"]
 
-names = st.text(min_size=1).filter(lambda e: "\x01" not in e and "\x02" not in e)
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.text()
-    | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12,
-)
-hostile_text = st.text(st.characters() | st.sampled_from(["\x01", "\x02", "\ud800", "\udfff", "é", "\0"]))
 int64s = st.integers(-2**63, 2**63 - 1)  # BSON has no larger integers
 #: values of every BSON type a foreign writer could put in a field
 bson_values = st.one_of(
@@ -42,18 +35,6 @@ bson_values = st.one_of(
 )
 
 
-@st.composite
-def casts(draw):
-    kind = draw(st.sampled_from("SBJ"))
-    if kind == "S":
-        payload = draw(st.text()).encode()
-    elif kind == "B":
-        payload = draw(st.binary())
-    else:
-        payload = json.dumps(draw(json_values), ensure_ascii=draw(st.booleans())).encode()
-    # broadcast, roomcast, socketcast (a socket's own room)
-    room = draw(st.one_of(st.none(), names, names.map(lambda sid: f"__socket_id:{sid}")))
-    return Cast(room, draw(names), kind, payload)
 
 
 def through_bson(doc: dict) -> dict:

@@ -1,9 +1,9 @@
 """Hypothesis properties of the Redis bridge codec."""
 
+from cast_strategies import casts, names
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from sacsock_actors.bridges.base import Cast
 from sacsock_actors.bridges.redis_codec import (
     REASONS,
     InvalidMessage,
@@ -12,22 +12,6 @@ from sacsock_actors.bridges.redis_codec import (
     encode_cast,
     mask_url,
 )
-
-names = st.text(min_size=1).filter(lambda e: "\x01" not in e and "\x02" not in e)
-json_texts = st.sampled_from([b"1", b"null", b'"x"', b'{"a":[1,2]}', b"[]", b"true"])
-
-
-@st.composite
-def casts(draw):
-    kind = draw(st.sampled_from("SBJ"))
-    if kind == "S":
-        payload = draw(st.text()).encode()
-    elif kind == "B":
-        payload = draw(st.binary())
-    else:
-        payload = draw(json_texts)
-    room = draw(st.one_of(st.none(), names))
-    return Cast(room, draw(names), kind, payload)
 
 
 @given(casts(), names)
