@@ -13,12 +13,15 @@ thread. It knows nothing of Ray.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import mimetypes
+import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -161,19 +164,20 @@ class Endpoint:
         try:
             if self.spec.on_connect is not None:
                 await self.dispatch.call(session, self.spec.on_connect, socket)
-            # Bytes that came meanwhile (or with the upgrade request) wait in aiohttp's
-            # buffer for the upgraded protocol (it never gets its own websocket reader).
-            tail = _take_tail(request.protocol)
-            if transport.is_closing():
-                conn.lost = True
-                await self._finish(session, WSCloseCode.ABNORMAL_CLOSURE)
-                return resp
-            conn.take_over(tail)
         except BaseException:
             if not session.closed:
                 self.close_session(session, WSCloseCode.GOING_AWAY)
             raise
-        await conn.serve()
+        # Bytes that came meanwhile (or with the upgrade request) wait in aiohttp's buffer
+        # for the upgraded protocol (it never gets its own websocket reader): conn.run takes
+        # them with the transport. Its task's context, a copy of this one after on_connect,
+        # is the one every handler call of this socket runs in.
+        take_tail = partial(_take_tail, request.protocol)
+        if sys.version_info >= (3, 11):  # create_task(..., context=)
+            ctx = contextvars.copy_context()
+            await asyncio.get_running_loop().create_task(conn.run(take_tail, ctx), context=ctx)
+        else:
+            await conn.run(take_tail, None)
         return resp
 
     # ---- the loop: the one way onto it, and writing ---------------------------------------

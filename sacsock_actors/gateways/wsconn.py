@@ -28,10 +28,11 @@ Handlers keep the guarantees they had under aiohttp's reader:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sys
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from ..limits import LIMIT_CLOSE_CODE, TokenBucket
@@ -131,7 +132,7 @@ class WsConnection(asyncio.Protocol):
     __slots__ = ("endpoint", "session", "transport", "http_protocol", "loop", "parser", "stats",
                  "dispatch", "handlers", "max_event", "bucket", "host", "_jobs", "_waiter", "reading",
                  "_finishing", "broken", "sent_close", "got_close", "lost", "_ended", "_paused", "rx",
-                 "_idle")
+                 "_idle", "ctx_run", "taken")
 
     def __init__(self, endpoint: Endpoint, session: Session, transport: asyncio.Transport,
                  http_protocol: asyncio.BaseProtocol | None) -> None:
@@ -161,13 +162,40 @@ class WsConnection(asyncio.Protocol):
         self._paused = False
         self.rx = False  # bytes arrived since the last heartbeat tick
         self._idle = 0
+        self.ctx_run: Callable[..., Any] | None = None  # Context.run of the connection's task
+        self.taken = False  # the transport is ours (before that, aiohttp reads its bytes)
 
     # ---- set-up --------------------------------------------------------------------------
+
+    async def run(self, take_tail: Callable[[], bytes], ctx: contextvars.Context | None) -> None:
+        """The connection after ``on_connect``, in its own task, whose context is ``ctx``:
+        take the transport over (with what aiohttp read past the upgrade, ``take_tail()``),
+        then :meth:`serve`. Every handler call of the socket then runs in ``ctx`` (which
+        holds what ``on_connect`` set): reads arrive in loop callbacks, so they enter it
+        (``ctx.run``), and a handler's steps after a suspension run in the task anyway.
+        ``ctx`` None (Python 3.10): handler calls run in the loop's context until they
+        suspend."""
+        session = self.session
+        try:
+            tail = take_tail()
+            if self.transport.is_closing():  # the client left during on_connect
+                self.lost = True
+                await self.endpoint._finish(session, ABNORMAL)
+                return
+            self.take_over(tail)
+        except BaseException:
+            if not session.closed:
+                self.endpoint.close_session(session, 1001)
+            raise
+        if ctx is not None:
+            self.ctx_run = ctx.run
+        await self.serve()
 
     def take_over(self, tail: bytes) -> None:
         """Become the transport's protocol; parse ``tail`` (bytes read past the upgrade)."""
         transport = self.transport
         transport.set_protocol(self)
+        self.taken = True
         if tail:  # (here, in the connection's task, async handlers already run as it)
             self.data_received(tail)
         if _enter_task is not None:  # else handlers see no current task until they suspend
@@ -217,6 +245,13 @@ class WsConnection(asyncio.Protocol):
     # ---- reading -------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        run = self.ctx_run
+        if run is None:  # the tail, in the connection's task (or Python 3.10)
+            self._received(data)
+        else:
+            run(self._received, data)
+
+    def _received(self, data: bytes) -> None:
         self.rx = True
         if self.broken:
             return
@@ -371,7 +406,9 @@ class WsConnection(asyncio.Protocol):
 
     def heartbeat(self) -> None:
         """Called every ``heartbeat / 2`` s: ping a silent socket, drop one that stays silent."""
-        if self.rx:
+        if self.rx or not self.taken or self._paused:
+            # bytes came; or aiohttp still reads them (on_connect runs); or we read nothing
+            # (a full backlog): the client's pongs would not be seen, its silence is ours
             self.rx = False
             self._idle = 0
             return

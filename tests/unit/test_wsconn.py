@@ -5,6 +5,7 @@ the closing handshake, pings and the heartbeat."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import struct
 import threading
 
@@ -21,18 +22,21 @@ from sacsock_actors.gateways.endpoint import Endpoint
 from sacsock_actors.gateways.hub import Hub
 from sacsock_actors.options import ServerOptions
 
+VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
+
 
 class Gateway:
     """An Endpoint on a real aiohttp server, its hub on fake links."""
 
-    def __init__(self, **options) -> None:
+    def __init__(self, on_connect=None, **options) -> None:
         self.seen: list[tuple[str, bytes]] = []
         self.gate = threading.Event()
         self.disconnected: list[str] = []
         spec = AppSpec(options=ServerOptions(**options))
         spec.handlers = {"echo": self.echo, "plain": self.plain, "slow": self.slow,
-                         "task": self.task, "block": Blocking(self.block)}
-        spec.on_connect = lambda socket: socket.emit("welcome", socket.id)
+                         "task": self.task, "block": Blocking(self.block), "ctx": self.ctx,
+                         "ctxplain": self.ctx_plain}
+        spec.on_connect = on_connect or (lambda socket: socket.emit("welcome", socket.id))
         spec.on_disconnect = lambda socket: self.disconnected.append(socket.id)
         self.hub = Hub(FakeLinks())
         self.endpoint = Endpoint(spec, self.hub, "/socket")
@@ -59,6 +63,19 @@ class Gateway:
         async with asyncio.timeout(30):
             await asyncio.sleep(0)
         socket.emit("task", b"same" if first is not None and first is asyncio.current_task() else b"other")
+
+    async def ctx(self, socket, data: bytes) -> None:
+        # one context for the whole call: what on_connect set, before and after suspending;
+        # a token made before the await resets after it (OpenTelemetry spans, structlog)
+        before = VAR.get()
+        token = VAR.set("mine")
+        await asyncio.sleep(0)
+        after = VAR.get()
+        VAR.reset(token)
+        socket.emit("ctx", f"{before},{after},{VAR.get()}")
+
+    def ctx_plain(self, socket, data: bytes) -> None:
+        socket.emit("ctx", VAR.get())
 
     def block(self, socket, data: bytes) -> None:
         self.gate.wait(30)
@@ -125,6 +142,38 @@ async def test_each_sockets_messages_run_in_order_across_a_suspended_handler():
     assert got == [b"plain\x01B\x021", b"slow\x01B\x022", b"echo\x01B\x023", b"plain\x01B\x024"]
     assert gw.seen == [("plain", b"1"), ("slow-start", b"2"), ("slow", b"2"), ("echo", b"3"), ("plain", b"4")]
     ws.close()
+    await gw.stop()
+
+
+async def test_handlers_run_in_the_context_on_connect_set_before_and_after_suspending():
+    def on_connect(socket) -> None:
+        VAR.set(f"set by on_connect {socket.id}")
+        socket.emit("welcome", socket.id)
+
+    gw = Gateway(on_connect)
+    await gw.start()
+    ws = await raw(gw)
+    await ws.send(frame(0x2, b"ctx\x02x") + frame(0x2, b"ctxplain\x02x"))
+    mine = f"set by on_connect {next(iter(gw.hub.sessions))}"
+    assert (await ws.read_frame())[1] == f"ctx\x01S\x02{mine},mine,{mine}".encode()
+    assert (await ws.read_frame())[1] == f"ctx\x01S\x02{mine}".encode()
+    assert gw.hub.stats["handler_errors"] == 0
+    ws.close()
+    await gw.stop()
+
+
+async def test_a_slow_on_connect_does_not_count_as_the_clients_silence():
+    async def on_connect(socket) -> None:
+        await asyncio.sleep(1.5)  # five heartbeat periods: aiohttp holds what the client sends
+        socket.emit("welcome", socket.id)
+
+    gw = Gateway(on_connect, heartbeat=0.3)
+    await gw.start()
+    async with aiohttp.ClientSession() as http, http.ws_connect(gw.url, protocols=("sac-sock",)) as ws:
+        assert (await ws.receive(timeout=20)).data.startswith("welcome")
+        await ws.send_str("echo\x02ok")
+        assert (await ws.receive(timeout=20)).data == b"echo\x01B\x02ok"
+    assert gw.hub.stats["heartbeat_timeouts"] == 0
     await gw.stop()
 
 
