@@ -170,23 +170,27 @@ class RoomShardActor:
                 self.unknown += 1
                 log.warning("shard %d: unknown op %r from %s dropped",
                             self.index, type(op).__name__, gateway_id)
+        # every join the caller holds the room of now, new here or not: its resync hello may
+        # have listed a room whose Join was still queued behind it (add() is then False),
+        # and the others must know of it all the same before its sockets hear back
+        confirm = {op.room for op in ops if type(op) is Join and table.holds(op.room, gateway_id)}
         if self.deferred is not None:
             self.deferred.update(held_before)
-            if joined:  # confirmed once every holder is known and told (never before hello)
+            if confirm:  # confirmed once every holder is known and told (never before hello)
                 self.joins_deferred += 1
                 self._start_rebuild_timer()
                 if self._rebuilt_event is None:
                     self._rebuilt_event = asyncio.Event()
                 await self._rebuilt_event.wait()
-                await self._flush(self._concerned(joined, gateway_id))
+                await self._flush(self._concerned(confirm, gateway_id))
             return self.epoch
         now = {room: table.holds(room, gateway_id) for room in held_before}
         told = self._tell_change(gateway_id, {r: h for r, h in now.items() if h != held_before[r]})
         for room in joined:
             if now[room]:  # held anew (its hub dropped any list it had): the whole list
                 self._send(gateway_id, Holders(room, tuple(table.gateways(room))))
-        if joined and told:
-            await self._flush(told)
+        if confirm:
+            await self._flush(told | self._concerned(confirm, gateway_id))
         return self.epoch
 
     def _concerned(self, rooms: Iterable[str], gateway_id: str) -> set[str]:

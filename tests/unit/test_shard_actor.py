@@ -190,6 +190,40 @@ def test_a_join_applied_before_its_gateways_hello_waits_and_the_hello_does_not()
     assert stats["rebuilding"] == 0 and stats["joins_deferred"] == 1
 
 
+def test_a_join_its_gateways_hello_already_listed_still_waits_for_the_rebuild():
+    """The resync hello lists the gateway's rooms, one of them joined just now, whose Join
+    was still queued behind the hello: the shard already has it, but the others do not
+    know yet, so the join is confirmed only once the rebuild told them."""
+
+    async def go():
+        shard = RoomShardActor(0, FakeRt({}))
+        a, b = FakeGateway(), FakeGateway()
+        every = ("a", "b")
+        await shard.hello("b", b, ["r"], every)  # new incarnation: a has not said hello yet
+        join = asyncio.create_task(shard.apply("b", [Join("r")]))
+        await asyncio.sleep(0.02)
+        assert not join.done(), "a does not know b holds r: no confirmation yet"
+        await asyncio.wait_for(shard.hello("a", a, ["r"], every), 1.0)
+        await asyncio.wait_for(join, 1.0)
+        assert [(type(op), sorted(op.gateways)) for op in a.got] == [(Holders, ["a", "b"])]
+
+    asyncio.run(go())
+
+
+def test_a_join_its_late_hello_already_listed_waits_for_the_change_to_reach_the_others():
+    async def go():
+        shard = RoomShardActor(0, FakeRt({}))
+        a, b = FakeGateway(delay=0.05), FakeGateway()
+        await shard.hello("a", a, ["r"], ("a",))  # rebuilt
+        await shard.flush()
+        a.got.clear()
+        await shard.hello("b", b, ["r"], ("a", "b"))  # late hello, listing r; its Join follows
+        await shard.apply("b", [Join("r")])
+        assert a.got == [HolderAdded("r", "b")], "a must know before b's join is confirmed"
+
+    asyncio.run(go())
+
+
 def test_a_deferred_join_is_confirmed_by_the_rebuild_bound_even_without_any_hello(monkeypatch):
     from sacsock_actors.rooms import actor
 
