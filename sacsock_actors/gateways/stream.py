@@ -359,6 +359,10 @@ class PeerStream:
             )
             proto = made
             await asyncio.wait_for(asyncio.shield(made.ready), self.connect_timeout)
+        except asyncio.CancelledError:  # close() while connecting: nothing of it stays open
+            if proto is not None:
+                proto.abort()
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure: Ray meanwhile, retry later
             if proto is not None:
                 proto.abort()

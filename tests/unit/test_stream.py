@@ -221,3 +221,26 @@ async def test_too_many_pending_handshakes_are_closed_at_once(monkeypatch):
     for _, w in [*waiting, (reader, writer)]:
         w.close()
     peer.server.close()
+
+
+async def test_closing_a_stream_mid_handshake_leaves_no_connection_open():
+    answered, ended = asyncio.Event(), asyncio.Event()
+
+    async def stalls(reader, writer):  # challenges, takes the answer, never proves itself
+        writer.write(codec.challenge(b"n" * 16))
+        await reader.read(400)
+        answered.set()
+        await reader.read()  # until the other side closes
+        ended.set()
+        writer.close()
+
+    server = await asyncio.start_server(stalls, "127.0.0.1", 0)
+    peer = Peer()
+    peer.address = list(server.sockets[0].getsockname()[:2])
+    stream, stats = link(peer)
+    await stream.send(casts(0, 1))  # over Ray; starts connecting
+    await asyncio.wait_for(answered.wait(), 20)  # connected, waiting for the server's proof
+    stream.close()
+    await asyncio.wait_for(ended.wait(), 20)
+    assert stats["stream_connects"] == 0 and peer.got == casts(0, 1)
+    server.close()
