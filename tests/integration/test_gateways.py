@@ -177,7 +177,19 @@ async def test_driver_casts_fail_over_when_the_first_gateway_is_gone(serve):
     groups = await clients_on_two_gateways(served, per_gateway=1)
     gw0_pid = next(i["pid"] for i in served.infos if i["gateway_id"] == "gw-0")
     survivor = next(c for pid, g in groups.items() if pid != gw0_pid for c, _ in g)
-    ray.kill(served.server._runtime.gateways["gw-0"], no_restart=True)
+    gw0 = served.server._runtime.gateways["gw-0"]
+    ray.kill(gw0, no_restart=True)
+
+    def dead() -> bool:  # ray.kill returns at once; a broadcast before the actor is gone
+        try:             # may be applied there, its onward casts dying with it
+            ray.get(gw0.stats.remote(), timeout=5)
+        except ray.exceptions.RayActorError:
+            return True
+        except ray.exceptions.GetTimeoutError:
+            pass
+        return False
+
+    await until(dead, what="gw-0 gone")
     served.server.broadcast("after-death", "still delivered")
     assert (await survivor.recv_event("after-death")).text == "still delivered"
     stats = served.server.stats()
