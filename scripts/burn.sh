@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole suite N times in a row (default 5) on fresh clones of HEAD while two busy
+# loops load both cores (issue 12: no flaky tests). Not part of CI: ~35 min a run on 2 cores.
+#   bash scripts/burn.sh [N]      # logs and a summary line per run in burn-results/
+# Each run is `CI=true bash .ci/run` in its own clone (with ../shared beside it, as CI has),
+# pytest naming every test as it ends (PASSED/FAILED), so a run stopped early still says
+# what failed. Run nothing else on the machine meanwhile.
+set -u
+cd "$(dirname "$0")/.."
+repo=$PWD
+rev=$(git rev-parse HEAD)
+out="$repo/burn-results"
+mkdir -p "$out"
+burn() { while :; do :; done; }
+burn & b1=$!
+burn & b2=$!
+trap 'kill $b1 $b2 2>/dev/null' EXIT
+for i in $(seq 1 "${1:-5}"); do
+  dir="$(dirname "$repo")/burn-clone"
+  rm -rf "$dir" && git clone -q "$repo" "$dir" && git -C "$dir" checkout -q "$rev"
+  began=$(date +%s)
+  (cd "$dir" && CI=true PYTEST_ADDOPTS="-v -v" bash .ci/run) > "$out/run$i.log" 2>&1
+  rc=$?
+  failed=$(grep -c " FAILED" "$out/run$i.log")
+  echo "run $i ${rev:0:7} rc=$rc failed_tests=$failed $(( $(date +%s) - began )) s" | tee -a "$out/summary.txt"
+done
