@@ -40,3 +40,16 @@ async def holders_known(server: Any, room: str, expected: dict[str, set[str]]) -
         return all(h is not None and set(h) == want for h, want in zip(got, expected.values(), strict=True))
 
     await until(check, what=f"holders of {room!r} = {expected}")
+
+
+async def roomcast_before_mark(client: Any, i: int) -> bool:
+    """Read ``client``'s messages up to the marker ``mark`` = ``i`` (socketcast after the
+    roomcast ``rc`` = ``i`` by the same publisher, so ordered behind it); True if the
+    roomcast came before it (the join-race tests' check)."""
+    got = False
+    while True:
+        m = await client.recv()
+        if m.event == "rc" and m.json == i:
+            got = True
+        elif m.event == "mark" and m.json == i:
+            return got

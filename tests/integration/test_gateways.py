@@ -10,7 +10,7 @@ import pytest
 import ray
 from chat_app import build
 from sacclient import SacClient
-from waits import gateway_of, holders_known, until
+from waits import gateway_of, holders_known, roomcast_before_mark, until
 
 pytestmark = pytest.mark.integration
 
@@ -264,14 +264,7 @@ async def join_race_tries(a: SacClient, b: SacClient, b_id: str, tries: int, pre
         await a.call("join", room)
         await b.call("join", room)
         await a.emit("cast_mark", json.dumps({"room": room, "i": i, "to": b_id}))
-        got = False
-        while True:
-            m = await b.recv()
-            if m.event == "rc" and m.json == i:
-                got = True
-            elif m.event == "mark" and m.json == i:
-                break
-        if not got:
+        if not await roomcast_before_mark(b, i):
             lost.append(i)
     return lost
 

@@ -12,6 +12,7 @@ import time
 import pytest
 from chat_app import build
 from sacclient import SacClient, free_port
+from waits import roomcast_before_mark
 
 from sacsock_actors.cluster import Placement
 from sacsock_actors.protocol import socket_id_tag
@@ -124,14 +125,7 @@ async def test_join_guarantee_holds_when_the_publishers_gateway_only_watches(thr
         wait_stat(server, "gw-0", "watches_answered", answered)
         await c.call("join", room)
         await a.emit("cast_mark", json.dumps({"room": room, "i": i, "to": c_id}))
-        got = False
-        while True:
-            m = await c.recv()
-            if m.event == "rc" and m.json == i:
-                got = True
-            elif m.event == "mark" and m.json == i:
-                break
-        if not got:
+        if not await roomcast_before_mark(c, i):
             lost.append(i)
     assert lost == [], f"{len(lost)} of 40 casts made right after a join reply were lost"
     stats = server.stats()
