@@ -8,7 +8,6 @@ Runs in its own pytest process (its own Ray cluster), apart from the shared sess
 
 from __future__ import annotations
 
-import json
 import os
 
 import ray
@@ -16,7 +15,8 @@ from flood_app import build
 from ray.cluster_utils import Cluster
 from sacclient import free_port
 from test_faults_load import ROOM, Member
-from waits import holders_known, until
+from test_volume import flood_and_check
+from waits import holders_known
 
 from sacsock_actors.cluster import Placement
 
@@ -56,23 +56,7 @@ async def test_no_loss_duplicate_or_disorder_across_nodes():
 
         per_publisher = DELIVERIES // (2 * MEMBERS)
         casts_per_s = RATE / MEMBERS / 2
-        per_tick = max(1, int(casts_per_s / 200))
-        for tag, pub in pubs.items():
-            await pub.send("flood", json.dumps({"room": ROOM, "tag": tag, "n": per_publisher,
-                                                "per_tick": per_tick, "interval": per_tick / casts_per_s}))
-        for pub in pubs.values():
-            done = json.loads(await pub.reply("flood_done", 600))
-            assert done["sent"] == per_publisher
-
-        def complete() -> bool:
-            return all(len(m.got.get(t, [])) >= per_publisher for m in members for t in "AB")
-
-        await until(complete, timeout=120, what="every delivery")
-        for m in members:
-            for tag in "AB":
-                assert m.got[tag] == list(range(per_publisher)), f"{m.sid}: publisher {tag} lost/dup/disorder"
-        total = sum(len(m.got[t]) for m in members for t in "AB")
-        assert total == 2 * per_publisher * MEMBERS
+        total = await flood_and_check(pubs, members, per_publisher, casts_per_s)
         stats = server.stats()
         assert all(stats[g].get("casts_lost", 0) == 0 for g in gids), stats
         print(f"\nvolume: {total} deliveries over 2 nodes (a gateway on each), 0 lost, "
