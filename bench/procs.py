@@ -37,13 +37,17 @@ SACSOCK_PLAIN = "sacsock_actors_plain"  # plain def handlers
 BASELINE = "aiohttp_baseline"
 GO = "go_server"
 SOCKETIO = "python_socketio"
+#: servers/uvloop_floor.py: a bare uvloop Protocol answering the app's events, the least any
+#: Python server spends per message (opt-in: not among the default servers)
+FLOOR = "uvloop_floor"
 #: the same app (async handlers) on another checkout of the repo, named by
 #: SACSOCK_BENCH_BASE=/path (e.g. main, for before/after side by side in one run)
 SACSOCK_BASE = "sacsock_actors_base"
 OURS = (SACSOCK, SACSOCK_PLAIN)
-PEERS = (BASELINE, GO, SOCKETIO)
+PEERS = (BASELINE, GO, SOCKETIO, FLOOR)
 # the baseline first: it sets the fixed rate
-SERVER_ORDER = (BASELINE, GO, SACSOCK, SACSOCK_PLAIN, SACSOCK_BASE, SOCKETIO)
+SERVER_ORDER = (BASELINE, GO, FLOOR, SACSOCK, SACSOCK_PLAIN, SACSOCK_BASE, SOCKETIO)
+DEFAULT_SERVERS = tuple(s for s in SERVER_ORDER if s != FLOOR)
 PROTO = {SOCKETIO: "socketio", GO: "gopeer"}  # the load generator's -proto; default sacsock
 
 

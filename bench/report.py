@@ -6,7 +6,20 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from procs import BASELINE, BENCH, GO, OURS, PEERS, REPO, SACSOCK, SACSOCK_PLAIN, SERVER_ORDER, SOCKETIO, log
+from procs import (
+    BASELINE,
+    BENCH,
+    FLOOR,
+    GO,
+    OURS,
+    PEERS,
+    REPO,
+    SACSOCK,
+    SACSOCK_PLAIN,
+    SERVER_ORDER,
+    SOCKETIO,
+    log,
+)
 
 
 @dataclass
@@ -75,7 +88,8 @@ def ratios(rows: list[Row]) -> list[dict]:
     for r in rows:
         by_key.setdefault(r.key, {})[r.server] = r
     out = []
-    pairs = [(o, p) for o in OURS for p in PEERS] + [(SACSOCK_PLAIN, SACSOCK)]
+    # (and the floor against Go: how far Python's own floor is from Go's whole server)
+    pairs = [(o, p) for o in OURS for p in PEERS] + [(SACSOCK_PLAIN, SACSOCK), (FLOOR, GO)]
     for (scenario, variant), group in by_key.items():
         for mine, peer in pairs:
             ours, other = group.get(mine), group.get(peer)
@@ -168,10 +182,13 @@ def targets(rows: list[Row], k: int = 1000) -> list[dict]:
 
 def table(rows: list[Row], rat: list[dict]) -> str:
     rmap = {(r["scenario"], r["variant"], r["server"], r["peer"]): r for r in rat}
-    peers = (BASELINE, GO, SOCKETIO)
+    peers: tuple[str, ...] = (BASELINE, GO, SOCKETIO)
     head = ("| scenario | variant | server | throughput | p50 | p99 | missing/dup/ooo | server CPU s "
             "| per server CPU s | x baseline | x Go | x socketio |")
-    lines = [head, "|" + "---|" * 12]
+    if any(r.server == FLOOR for r in rows):
+        peers += (FLOOR,)
+        head += " x floor |"
+    lines = [head, "|" + "---|" * (9 + len(peers))]
     for r in rows:
         unit, value = headline(r)
         m = r.metrics
@@ -226,8 +243,8 @@ def chart(rows: list[Row], path: Path) -> None:
     for r in rows:
         if r.scenario != "idle" and r.key not in keys:
             keys.append(r.key)
-    colors = {BASELINE: "#7f7f7f", GO: "#2ca02c", SACSOCK: "#1f77b4", SACSOCK_PLAIN: "#9ecae1",
-              SOCKETIO: "#ff7f0e"}
+    colors = {BASELINE: "#7f7f7f", GO: "#2ca02c", FLOOR: "#d62728", SACSOCK: "#1f77b4",
+              SACSOCK_PLAIN: "#9ecae1", SOCKETIO: "#ff7f0e"}
     fig, axes = plt.subplots(3, 1, figsize=(13, 12), height_ratios=[3, 3, 1.6])
     width = 0.8 / max(1, len(servers))
     for ax, what in ((axes[0], "throughput"), (axes[1], "p99")):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from procs import BENCH, SERVER_ORDER, build_loadgen, log, raise_nofile  # noqa: E402
+from procs import BENCH, DEFAULT_SERVERS, build_loadgen, log, raise_nofile  # noqa: E402
 from report import chart, git_commit, ratios, table, target_table, targets, update_readme  # noqa: E402
 from scenarios import SCENARIOS, Bench  # noqa: E402
 
@@ -40,7 +40,8 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness works (seconds)")
     p.add_argument("--only", default="", help=f"comma-separated scenarios out of {','.join(SCENARIOS)}")
-    p.add_argument("--servers", default=",".join(SERVER_ORDER), help="comma-separated servers")
+    p.add_argument("--servers", default=",".join(DEFAULT_SERVERS),
+                   help="comma-separated servers (uvloop_floor is opt-in)")
     p.add_argument("--results-dir", default=str(BENCH / "results"))
     p.add_argument("--profile", action="store_true", help="py-spy the gateway during fan-out")
     p.add_argument("--repeat", type=int, default=0,
@@ -95,7 +96,7 @@ def main() -> int:
                 log(f"\nwrote {bench.results / 'latest.json'} and {bench.results / 'bench.png'}")
             except ImportError:
                 log(f"\nwrote {bench.results / 'latest.json'} (no chart: pip install matplotlib)")
-        full = not (args.quick or args.smoke or args.only or args.servers != ",".join(SERVER_ORDER))
+        full = not (args.quick or args.smoke or args.only or args.servers != ",".join(DEFAULT_SERVERS))
         if rows and (args.readme or (full and bench.results == (BENCH / "results").resolve())):
             update_readme((bench.results / "results.md").read_text().strip()
                           + "\n\n![benchmark chart](results/bench.png)")

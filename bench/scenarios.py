@@ -23,6 +23,8 @@ import procstat
 from procs import (
     BASELINE,
     BENCH,
+    DEFAULT_SERVERS,
+    FLOOR,
     GO,
     OURS,
     PY,
@@ -88,7 +90,7 @@ class Bench:
         self.servers = [s for s in SERVER_ORDER if s in args.servers.split(",")]
         self.base_checkout = os.environ.get("SACSOCK_BENCH_BASE")
         if SACSOCK_BASE in self.servers and not self.base_checkout:
-            if SACSOCK_BASE in args.servers.split(",") and args.servers != ",".join(SERVER_ORDER):
+            if SACSOCK_BASE in args.servers.split(",") and args.servers != ",".join(DEFAULT_SERVERS):
                 log(f"warning: {SACSOCK_BASE} needs SACSOCK_BENCH_BASE=<another checkout>; skipping it")
             self.servers.remove(SACSOCK_BASE)
         if SOCKETIO in self.servers and importlib.util.find_spec("socketio") is None:
@@ -126,6 +128,8 @@ class Bench:
                 cmd += ["--gateway-transport", os.environ["SACSOCK_BENCH_TRANSPORT"]]
         elif kind == BASELINE:
             cmd = [PY, str(BENCH / "baseline_aiohttp.py"), "--port", str(port)]
+        elif kind == FLOOR:
+            cmd = [PY, str(BENCH / "servers" / "uvloop_floor.py"), "--port", str(port)]
         elif kind == GO:
             cmd = [PY, str(BENCH / "servers" / "go_server.py"), "--port", str(port),
                    "--binary", str(self.go_peer)]

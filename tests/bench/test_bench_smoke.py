@@ -35,7 +35,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     if go is None:
         pytest.skip("Go is not installed: bench/loadgen (the load generator) is a Go program; "
                     "install Go >= 1.22 (https://go.dev/dl/) to run the benchmark smoke test")
-    servers = ["aiohttp_baseline", "sacsock_actors", "sacsock_actors_plain"]
+    servers = ["aiohttp_baseline", "uvloop_floor", "sacsock_actors", "sacsock_actors_plain"]
     if (REPO.parent / "shared" / "peers" / "build.sh").exists() or os.environ.get("CI") == "true":
         servers.append("go_server")  # in CI ../shared must be there: a missing one fails here
     if importlib.util.find_spec("socketio") is not None:
