@@ -20,7 +20,7 @@ LIMITS = dict(
     max_room_name=64,
     max_rooms_per_socket=5,
     max_messages_per_second=200,
-    handshake_timeout=2.0,  # 20 half-sent upgrades must all be accepted before the first expires, under load too
+    handshake_timeout=2.0,  # the 20 half-sent upgrades all wait at once, even on a busy machine
     max_pending_upgrades=20,
     error_log_burst=3,
 )
