@@ -16,11 +16,17 @@ burn & b1=$!
 burn & b2=$!
 trap 'kill $b1 $b2 2>/dev/null' EXIT
 for i in $(seq 1 "${1:-5}"); do
-  dir="$(dirname "$repo")/burn-clone"
-  rm -rf "$dir" && git clone -q "$repo" "$dir" && git -C "$dir" checkout -q "$rev"
+  # a new directory each run (a stopped run's processes may still hold the last one),
+  # beside the repo so that ../shared is beside it as in CI
+  dir="$(dirname "$repo")/burn-clone-$$-$i"
+  if ! git clone -q "$repo" "$dir" || ! git -C "$dir" checkout -q "$rev"; then
+    echo "run $i: could not clone $rev into $dir" | tee -a "$out/summary.txt"
+    exit 2
+  fi
   began=$(date +%s)
   (cd "$dir" && CI=true PYTEST_ADDOPTS="-v -v" bash .ci/run) > "$out/run$i.log" 2>&1
   rc=$?
   failed=$(grep -c " FAILED" "$out/run$i.log")
   echo "run $i ${rev:0:7} rc=$rc failed_tests=$failed $(( $(date +%s) - began )) s" | tee -a "$out/summary.txt"
+  rm -rf "$dir"
 done
