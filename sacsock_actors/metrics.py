@@ -38,6 +38,7 @@ HELP = {
     "handler_errors": "Handler calls that raised",
     "slow_consumers_closed": "Sockets closed for not reading their frames",
     "casts_lost": "Casts that could not be handed to another actor",
+    "casts_dropped_backlog": "Casts dropped for a peer gateway or bridge max_peer_backlog behind",
     "ray_calls_out": "Ray calls made to other actors (batches)",
     "ray_ops_out": "Ops sent to other actors in those calls",
     "read_errors": "Sockets closed on a read error (1009 and others)",

@@ -76,6 +76,11 @@ class ServerOptions:
       port of each gateway's node address (a random cluster key made at start; Ray calls
       while a stream is down), less CPU per cast; ``"ray"``: a Ray actor call per batch.
       See ``sacsock_actors.gateways.stream``.
+    - ``max_peer_backlog``: casts a gateway queues for one other gateway or one bridge
+      that is slow or hung (behind the batch in flight). Past it, further casts to that
+      peer are dropped, counted (``casts_dropped_backlog``) and logged once per episode,
+      so a stopped process cannot exhaust the others' memory (Ray fails calls to a dead
+      actor at once, but waits for a hung one). Membership changes are never dropped.
     - ``access_log``: one log line per HTTP request (upgrades included) through Ray's log
       pipeline; off by default (it does not scale to many connections).
 
@@ -118,6 +123,7 @@ class ServerOptions:
     check_utf8: bool = True
     error_log_burst: int = 5
     gateway_transport: str = "stream"
+    max_peer_backlog: int = 1_000_000
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, str):
@@ -152,7 +158,7 @@ class ServerOptions:
             raise ConfigError(
                 f"handshake_timeout must be a positive number of seconds, got {self.handshake_timeout!r}"
             )
-        for name in ("max_pending_upgrades", "error_log_burst"):
+        for name in ("max_pending_upgrades", "error_log_burst", "max_peer_backlog"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")

@@ -110,7 +110,7 @@ class _Links:
                     )
                     self._streams[gid] = stream
                     send = stream.send
-                self._gateway_out[gid] = Outbox(send, on_error=partial(self._gw.lost, f"gateway {gid}"))
+                self._gateway_out[gid] = self._cast_outbox(send, f"gateway {gid}")
 
     def _close_stream(self, gateway_id: str) -> None:
         stream = self._streams.pop(gateway_id, None)
@@ -125,10 +125,17 @@ class _Links:
         """The peers this gateway's casts reach over an open stream now."""
         return sorted(g for g, s in self._streams.items() if s.is_open)
 
+    def _cast_outbox(self, send: Any, where: str) -> Outbox:
+        """An outbox of casts only: bounded (``max_peer_backlog``), losses counted."""
+        return Outbox(
+            send,
+            on_error=partial(self._gw.lost, where),
+            max_queued=self._gw.spec.options.max_peer_backlog,
+            on_drop=partial(self._gw.dropped, where),
+        )
+
     def set_bridges(self, handles: list[Any]) -> None:
-        self._bridge_out = [
-            Outbox(self._rt.sender(h, "publish"), on_error=partial(self._gw.lost, "bridge")) for h in handles
-        ]
+        self._bridge_out = [self._cast_outbox(self._rt.sender(h, "publish"), "bridge") for h in handles]
         self.publishing = bool(self._bridge_out)
 
     def gateway_for_tag(self, tag: int) -> str | None:
@@ -389,3 +396,15 @@ class GatewayActor:
         casts = count_casts(batch)
         self.hub.stats["casts_lost"] += casts
         log.warning("%d ops (%d casts) to %s lost: %r", len(batch), casts, where, exc)
+
+    def dropped(self, where: str, op: Any, first: bool) -> None:
+        """A cast not queued for a peer that is max_peer_backlog behind: counted; the first
+        of an episode is logged."""
+        assert self.hub is not None
+        self.hub.stats["casts_dropped_backlog"] += 1
+        if first:
+            log.warning(
+                "%s is %d casts behind (hung or too slow?): further casts to it are dropped "
+                "until it catches up (casts_dropped_backlog counts them)",
+                where, self.spec.options.max_peer_backlog,
+            )

@@ -281,3 +281,55 @@ async def test_a_cast_made_after_a_join_reply_reaches_the_new_member(two):
     lost = [i for r in results for i in r]
     assert lost == [], f"{len(lost)} of 300 casts made right after a join reply were lost"
     await close_all(groups)
+
+
+async def test_a_hung_gateway_costs_the_others_at_most_max_peer_backlog(serve):
+    """A stopped (SIGSTOP) gateway is not dead to Ray: calls and stream acks to it wait.
+    Casts for it queue at most max_peer_backlog deep behind the batch in flight; the rest
+    are dropped and counted, the caster's own sockets get everything, and the stopped
+    gateway, once it goes on, gets what was queued and every later cast."""
+    import os
+    import signal
+
+    backlog = 50
+    served = serve(build(max_peer_backlog=backlog), gateways=2)
+    groups = await clients_on_two_gateways(served, per_gateway=1)
+    (a, _), = list(groups.values())[0]
+    (b, _), = list(groups.values())[1]
+    ga, gb = gateway_ids(served, groups)
+    pid_b = list(groups)[1]
+    room = "hung"
+    await a.call("join", room)
+    await b.call("join", room)
+    await holders_known(served.server, room, {ga: {gb}, gb: {ga}})
+    gw_a = served.server._runtime.gateways[ga]
+
+    def cast(event: str, data: str) -> str:
+        return json.dumps({"room": room, "event": event, "data": data})
+
+    n = 400
+    os.kill(pid_b, signal.SIGSTOP)
+    try:
+        for i in range(n):
+            await a.emit("roomcast", cast("flood", str(i)))
+        got = [(await a.recv_event("flood")).text for _ in range(n)]
+        assert got == [str(i) for i in range(n)]  # the caster's gateway went on serving
+        stats = ray.get(gw_a.stats.remote(), timeout=30)  # not server.stats(): b cannot answer
+        dropped = stats.get("casts_dropped_backlog", 0)
+        # at least one cast is in flight (unacked), 50 wait behind it, the rest dropped
+        assert 0 < dropped <= n - backlog - 1, stats
+    finally:
+        os.kill(pid_b, signal.SIGCONT)
+    await a.emit("roomcast", cast("after", "resumed"))
+    seen = []
+    while True:  # what was queued for b arrives in order, then the cast made after
+        m = await b.recv(30)
+        if m.event == "after":
+            assert m.text == "resumed"
+            break
+        if m.event == "flood":
+            seen.append(int(m.text))
+    assert seen == sorted(seen)
+    # every cast reached b, or was counted dropped (or lost: a broken stream's batch)
+    assert len(seen) + dropped + ray.get(gw_a.stats.remote()).get("casts_lost", 0) == n
+    await close_all(groups)

@@ -63,6 +63,7 @@ def test_limit_defaults_are_on():
     assert o.max_rooms_per_socket == 1000 and o.max_messages_per_second == 5000
     assert o.handshake_timeout == 10 and o.max_pending_upgrades == 256
     assert o.check_utf8 is True
+    assert o.max_peer_backlog == 1_000_000
 
 
 def test_limits_can_be_turned_off():
@@ -82,6 +83,8 @@ def test_limits_can_be_turned_off():
         {"handshake_timeout": 0},
         {"max_pending_upgrades": 0},
         {"error_log_burst": 0},
+        {"max_peer_backlog": 0},
+        {"max_peer_backlog": None},
     ],
 )
 def test_bad_limits_raise_config_error_naming_the_option(kwargs):
