@@ -11,6 +11,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 export SACSOCK_FAULT_SOCKETS=${SACSOCK_FAULT_SOCKETS:-240}
 export SACSOCK_FUZZ_MESSAGES=${SACSOCK_FUZZ_MESSAGES:-100000}
 export SACSOCK_FAULT_REPORT=bench/results/faults.json
+export SACSOCK_FAULT_RECOVERY_S=${SACSOCK_FAULT_RECOVERY_S:-5}  # the bound (the suite's is 30 s)
 began=$(date +%s)
 python -m pytest -q -s -p no:cacheprovider tests/integration/test_faults_load.py \
   tests/integration/test_faults.py tests/integration/test_fuzz_live.py > /tmp/sacsock-faults.log 2>&1 || {
