@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import signal
 import struct
 import sys
+from pathlib import Path
 
 from aiohttp import WSMsgType, web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "servers"))
+from lifecycle import ready_until_stopped  # noqa: E402
 
 ROOMS: dict[bytes, set] = {}
 
@@ -84,21 +85,7 @@ async def main(port: int) -> None:
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    fd = sys.stdin.fileno()
-
-    def on_stdin() -> None:  # any line, or EOF: stop
-        os.read(fd, 4096)
-        loop.remove_reader(fd)
-        stop.set()
-
-    loop.add_reader(fd, on_stdin)
-    print("READY " + json.dumps({"pid": os.getpid(), "port": port, "pids": {"server": os.getpid()}}),
-          flush=True)
-    await stop.wait()
+    await ready_until_stopped(port)
     await runner.cleanup()
 
 

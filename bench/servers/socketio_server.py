@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import signal
-import sys
 
 import socketio
 from aiohttp import web
+from lifecycle import ready_until_stopped
 
 sio = socketio.AsyncServer(async_mode="aiohttp", transports=["websocket"], logger=False,
                            engineio_logger=False)
@@ -49,21 +46,7 @@ async def main(port: int) -> None:
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    fd = sys.stdin.fileno()
-
-    def on_stdin() -> None:
-        os.read(fd, 4096)
-        loop.remove_reader(fd)
-        stop.set()
-
-    loop.add_reader(fd, on_stdin)
-    print("READY " + json.dumps({"pid": os.getpid(), "port": port, "pids": {"server": os.getpid()}}),
-          flush=True)
-    await stop.wait()
+    await ready_until_stopped(port)
     await runner.cleanup()
 
 

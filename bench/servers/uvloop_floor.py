@@ -21,14 +21,11 @@ import argparse
 import asyncio
 import base64
 import hashlib
-import json
-import os
-import signal
 import struct
-import sys
 
 import uvloop
 from aiohttp._websocket.helpers import websocket_mask
+from lifecycle import ready_until_stopped
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 ROOMS: dict[bytes, set[asyncio.Transport]] = {}
@@ -148,22 +145,8 @@ class Floor(asyncio.Protocol):
 
 
 async def main(port: int) -> None:
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(Floor, "127.0.0.1", port, backlog=1024)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    fd = sys.stdin.fileno()
-
-    def on_stdin() -> None:  # any line, or EOF: stop
-        os.read(fd, 4096)
-        loop.remove_reader(fd)
-        stop.set()
-
-    loop.add_reader(fd, on_stdin)
-    print("READY " + json.dumps({"pid": os.getpid(), "port": port, "pids": {"server": os.getpid()}}),
-          flush=True)
-    await stop.wait()
+    server = await asyncio.get_running_loop().create_server(Floor, "127.0.0.1", port, backlog=1024)
+    await ready_until_stopped(port)
     server.close()
 
 
