@@ -16,26 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import struct
 import sys
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "servers"))
-from lifecycle import ready_until_stopped  # noqa: E402
+from rawserver import ready_until_stopped, ws_frame  # noqa: E402
 
 ROOMS: dict[bytes, set] = {}
-
-
-def ws_frame(payload: bytes, binary: bool) -> bytes:
-    first = 0x82 if binary else 0x81
-    n = len(payload)
-    if n < 126:
-        return bytes((first, n)) + payload
-    if n < 1 << 16:
-        return struct.pack("!BBH", first, 126, n) + payload
-    return struct.pack("!BBQ", first, 127, n) + payload
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:

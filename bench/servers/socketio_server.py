@@ -17,7 +17,7 @@ import asyncio
 
 import socketio
 from aiohttp import web
-from lifecycle import ready_until_stopped
+from rawserver import ready_until_stopped
 
 sio = socketio.AsyncServer(async_mode="aiohttp", transports=["websocket"], logger=False,
                            engineio_logger=False)

@@ -21,24 +21,13 @@ import argparse
 import asyncio
 import base64
 import hashlib
-import struct
 
 import uvloop
 from aiohttp._websocket.helpers import websocket_mask
-from lifecycle import ready_until_stopped
+from rawserver import ready_until_stopped, ws_frame
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 ROOMS: dict[bytes, set[asyncio.Transport]] = {}
-
-
-def ws_frame(payload: bytes, binary: bool) -> bytes:
-    first = 0x82 if binary else 0x81
-    n = len(payload)
-    if n < 126:
-        return bytes((first, n)) + payload
-    if n < 1 << 16:
-        return struct.pack("!BBH", first, 126, n) + payload
-    return struct.pack("!BBQ", first, 127, n) + payload
 
 
 class Floor(asyncio.Protocol):
