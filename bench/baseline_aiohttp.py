@@ -22,9 +22,7 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "servers"))
-from rawserver import ready_until_stopped, ws_frame  # noqa: E402
-
-ROOMS: dict[bytes, set] = {}
+from rawserver import answer, leave_all, ready_until_stopped  # noqa: E402
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
@@ -41,30 +39,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 raw = msg.data.encode()
             else:
                 break
-            cut = raw.find(b"\x02")
-            if cut <= 0:
-                continue
-            event, payload = raw[:cut], raw[cut + 1:]
-            if event == b"pub":
-                room, _, data = payload.partition(b"|")
-                members = ROOMS.get(room)
-                if members:
-                    wire = ws_frame(b"m\x01B\x02" + data, True)
-                    for t in members:
-                        t.write(wire)
-            elif event == b"echo":
-                transport.write(ws_frame(b"echo\x01B\x02" + payload, True))
-            elif event == b"join":
-                ROOMS.setdefault(payload, set()).add(transport)
-                mine.append(payload)
-                transport.write(ws_frame(b"joined\x01S\x02" + payload, False))
+            answer(raw, transport, mine)
     finally:
-        for room in mine:
-            members = ROOMS.get(room)
-            if members is not None:
-                members.discard(transport)
-                if not members:
-                    del ROOMS[room]
+        leave_all(transport, mine)
     return ws
 
 

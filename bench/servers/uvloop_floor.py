@@ -24,10 +24,9 @@ import hashlib
 
 import uvloop
 from aiohttp._websocket.helpers import websocket_mask
-from rawserver import ready_until_stopped, ws_frame
+from rawserver import answer, leave_all, ready_until_stopped
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-ROOMS: dict[bytes, set[asyncio.Transport]] = {}
 
 
 class Floor(asyncio.Protocol):
@@ -41,12 +40,7 @@ class Floor(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for room in self.mine:
-            members = ROOMS.get(room)
-            if members is not None:
-                members.discard(self.transport)  # type: ignore[arg-type]
-                if not members:
-                    del ROOMS[room]
+        leave_all(self.transport, self.mine)
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf + data if self.buf else data
@@ -90,27 +84,8 @@ class Floor(asyncio.Protocol):
                 continue
             if op not in (0x1, 0x2):
                 continue
-            self.message(transport, bytes(payload))
+            answer(bytes(payload), transport, self.mine)
         self.buf = buf[pos:]
-
-    def message(self, transport: asyncio.Transport, raw: bytes) -> None:
-        cut = raw.find(b"\x02")
-        if cut <= 0:
-            return
-        event, payload = raw[:cut], raw[cut + 1:]
-        if event == b"echo":
-            transport.write(ws_frame(b"echo\x01B\x02" + payload, True))
-        elif event == b"pub":
-            room, _, data = payload.partition(b"|")
-            members = ROOMS.get(room)
-            if members:
-                wire = ws_frame(b"m\x01B\x02" + data, True)
-                for t in members:
-                    t.write(wire)
-        elif event == b"join":
-            ROOMS.setdefault(payload, set()).add(transport)
-            self.mine.append(payload)
-            transport.write(ws_frame(b"joined\x01S\x02" + payload, False))
 
     def upgrade(self, head: bytes) -> None:
         transport = self.transport
