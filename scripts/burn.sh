@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole suite N times in a row (default 5) on fresh clones of HEAD while two busy
-# loops load both cores (issue 12: no flaky tests). Not part of CI: ~35 min a run on 2 cores.
+# loops load both cores (issue 12: no flaky tests). Not part of CI: ~30 min a run on 2 cores.
 #   bash scripts/burn.sh [N]      # logs and a summary line per run in burn-results/
 # Each run is `CI=true bash .ci/run` in its own clone (with ../shared beside it, as CI has),
-# pytest naming every test as it ends (PASSED/FAILED), so a run stopped early still says
-# what failed. Run nothing else on the machine meanwhile.
+# pytest naming every test as it ends (PASSED/FAILED) and stopping at the first failure
+# with its report (-x: a run stopped later by hand would never print why). Run nothing
+# else on the machine meanwhile.
 set -u
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -24,7 +25,7 @@ for i in $(seq 1 "${1:-5}"); do
     exit 2
   fi
   began=$(date +%s)
-  (cd "$dir" && CI=true PYTEST_ADDOPTS="-v -v" bash .ci/run) > "$out/run$i.log" 2>&1
+  (cd "$dir" && CI=true PYTEST_ADDOPTS="-v -v -x" bash .ci/run) > "$out/run$i.log" 2>&1
   rc=$?
   failed=$(grep -c " FAILED" "$out/run$i.log")
   echo "run $i ${rev:0:7} rc=$rc failed_tests=$failed $(( $(date +%s) - began )) s" | tee -a "$out/summary.txt"
