@@ -152,9 +152,11 @@ def test_passes(procs):
     procs.start("quiet", ["bash", "-c", "printf 'said %s\\n' nothing; sleep 600"],
                 ready=lambda: "said nothing" in procs.procs[-1].log_text())
 """)
+    # the outer run's PYTEST_ADDOPTS (e.g. scripts/burn.sh's -x) must not change the inner one
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
     result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", "/dev/null",
                              "--rootdir", str(tmp_path), str(tmp_path)],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     out = result.stdout
     assert "1 failed, 1 passed" in out, out + result.stderr
     assert "process log: talker" in out and "said hello" in out, out
