@@ -172,12 +172,13 @@ class Endpoint:
         # for the upgraded protocol (it never gets its own websocket reader): conn.run takes
         # them with the transport. Its task's context, a copy of this one after on_connect,
         # is the one every handler call of this socket runs in.
-        take_tail = partial(_take_tail, request.protocol)
+        # (no local holds what only the hand-over needs: this frame lives as long as the socket)
         if sys.version_info >= (3, 11):  # create_task(..., context=)
             ctx = contextvars.copy_context()
-            await asyncio.get_running_loop().create_task(conn.run(take_tail, ctx), context=ctx)
+            await asyncio.get_running_loop().create_task(
+                conn.run(partial(_take_tail, request.protocol), ctx), context=ctx)
         else:
-            await conn.run(take_tail, None)
+            await conn.run(partial(_take_tail, request.protocol), None)
         return resp
 
     # ---- the loop: the one way onto it, and writing ---------------------------------------

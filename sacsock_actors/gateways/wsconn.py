@@ -150,7 +150,9 @@ class WsConnection(asyncio.Protocol):
         rate = opts.max_messages_per_second
         self.bucket = TokenBucket(rate, max(1.0, rate)) if rate is not None else None
         self.host: asyncio.Task | None = None  # the connection's task (serve())
-        self._jobs: deque[tuple] = deque()
+        # created by the first handler call that suspends (an empty deque is 760 bytes,
+        # most sockets never need one)
+        self._jobs: deque[tuple] | None = None
         self._waiter: asyncio.Future | None = None
         self.reading = True  # messages still go to handlers
         self._finishing = False  # the socket's finish is queued for serve()
@@ -178,6 +180,7 @@ class WsConnection(asyncio.Protocol):
         session = self.session
         try:
             tail = take_tail()
+            del take_tail  # (this frame lives as long as the socket: hold nothing it needs no more)
             if self.transport.is_closing():  # the client left during on_connect
                 self.lost = True
                 await self.endpoint._finish(session, ABNORMAL)
@@ -205,14 +208,13 @@ class WsConnection(asyncio.Protocol):
 
     async def serve(self) -> None:
         """Run in the connection's own task: handler calls that suspended, then the end."""
-        jobs = self._jobs
         session = self.session
         try:
             while True:
-                while not jobs:
+                while not self._jobs:
                     self._waiter = self.loop.create_future()
                     await self._waiter
-                job = jobs.popleft()
+                job = self._jobs.popleft()
                 if job[0] == _FINISH:
                     await self.endpoint._finish(session, job[1])
                     return
@@ -229,6 +231,8 @@ class WsConnection(asyncio.Protocol):
                 self.endpoint.close_session(session, 1001)
 
     def _push(self, job: tuple) -> None:
+        if self._jobs is None:
+            self._jobs = deque()
         self._jobs.append(job)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
