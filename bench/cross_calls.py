@@ -36,7 +36,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH / "servers"))
 
 K = 1000
-CASTS = 600
+CASTS = int(os.environ.get("SACSOCK_CROSS_CASTS", "600"))  # casts per round
 
 
 def _cpu(pid: int) -> float:
@@ -63,6 +63,20 @@ def _switches(pids: list[int]) -> tuple[int, int]:
             except OSError:
                 continue
     return vol, invol
+
+
+def _syscalls(pids: list[int]) -> tuple[int, int]:
+    """Read and write system calls the processes made so far (``/proc/<pid>/io``)."""
+    reads = writes = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/io") as f:
+                fields = dict(line.split(": ") for line in f.read().splitlines())
+        except OSError:
+            continue
+        reads += int(fields["syscr"])
+        writes += int(fields["syscw"])
+    return reads, writes
 
 
 def _sent(stats: dict) -> tuple[int, int]:
@@ -104,9 +118,11 @@ def one(gateways: int, rounds: int, transport: str | None = None) -> list[dict]:
             pids = [p for p in procstat.descendants(os.getpid()) if p != lg.proc.pid]
             st0 = server.stats()
             s0, c0, x0 = _sent(st0), {p: _cpu(p) for p in pids}, _switches(gw_pids)
+            io0 = _syscalls(gw_pids)
             res = lg.run(0, CASTS, 6.0, 16)
             st1 = server.stats()
             s1, c1, x1 = _sent(st1), {p: _cpu(p) for p in pids}, _switches(gw_pids)
+            io1 = _syscalls(gw_pids)
             casts = res["delivered"] / K or 1
             total = sum(c1[p] - c0[p] for p in pids)
             gw = sum(c1[p] - c0[p] for p in gw_pids)
@@ -122,6 +138,10 @@ def one(gateways: int, rounds: int, transport: str | None = None) -> list[dict]:
                 "deliveries_per_server_cpu_s": round(res["delivered"] / total) if total else None,
                 "voluntary_switches_per_cast": round((x1[0] - x0[0]) / casts, 1),
                 "involuntary_switches_per_cast": round((x1[1] - x0[1]) / casts, 1),
+                # the gateways' read and write system calls (socket writes: one per socket
+                # per flush, so fewer per delivery means more casts coalesced per write)
+                "reads_per_cast": round((io1[0] - io0[0]) / casts, 1),
+                "writes_per_delivery": round((io1[1] - io0[1]) / (res["delivered"] or 1), 3),
             })
     finally:
         lg.quit()
@@ -172,7 +192,8 @@ def main() -> None:
     keys = ["gateways", "transport", "deliveries_per_s", "stream_batches", "ray_calls_per_cast",
             "gateway_cpu_us_per_cast",
             "server_cpu_us_per_cast", "deliveries_per_server_cpu_s", "voluntary_switches_per_cast",
-            "involuntary_switches_per_cast", "missing", "out_of_order"]
+            "involuntary_switches_per_cast", "reads_per_cast", "writes_per_delivery", "missing",
+            "out_of_order"]
     print(" | ".join(keys))
     for r in rows:
         print(" | ".join(str(r[k]) for k in keys))

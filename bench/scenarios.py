@@ -41,7 +41,7 @@ from procs import (
     log,
     pinned,
 )
-from report import Row, print_row
+from report import ONE_GATEWAY, Row, print_row
 
 SCENARIOS = ("idle", "echo", "blocking", "fanout", "cross", "rooms")
 
@@ -319,20 +319,42 @@ class Bench:
                 "repetitions": all_, "repetitions_per_server_cpu_s": per_cpu(reps)}))
 
     def cross(self) -> None:
+        """Fan-out over 2 gateways (and 2 nodes) against one gateway of the same build, in
+        turns: each round starts one server, runs one phase and stops it, so only one Ray
+        cluster is up at a time (an idle second cluster pinned to the same core skews CPU
+        per delivery, by ~10% in either direction between runs). Each configuration gets
+        ``repeats`` rounds; the 1-gateway rows have the label ``<kind>-1gateway``."""
+        s = self.sizes
         kinds = [k for k in (SACSOCK, SACSOCK_BASE) if k in self.servers]  # the base taking turns
         for gateways, nodes, variant in ((2, 1, "2 gateways"), (1, 2, "2 nodes")):
-            servers: dict[str, Server] = {}
-            try:
-                for kind in kinds:
-                    label = f"{kind}-{variant.replace(' ', '')}"
-                    servers[kind] = self.make_server(kind, label, gateways, nodes)
-                    log(f"-- starting {servers[kind].label}")
-                    servers[kind].start()
-                for k in self.sizes.cross_ks:
-                    self.fanout_k(servers, k, "cross", variant, fixed=False)
-            finally:
-                for server in servers.values():
-                    server.stop()
+            specs: dict[str, tuple[str, str, int, int]] = {}
+            for kind in kinds:
+                specs[kind] = (kind, f"{kind}-{variant.replace(' ', '')}", gateways, nodes)
+                specs[ONE_GATEWAY + kind] = (kind, f"{kind}-1gateway", 1, 1)
+            for k in s.cross_ks:
+                msgs = max(10, s.fanout_deliveries // k)
+                got: dict[str, list[tuple[dict, dict]]] = {key: [] for key in specs}
+                ready: dict[str, dict] = {}
+                for _ in range(self.repeats):
+                    for key, (kind, label, g, n) in specs.items():
+                        server = self.make_server(kind, label, g, n)
+                        log(f"-- starting {label}")
+                        server.start()
+                        try:
+                            lg = self.loadgen("fanout", server, subs=k, room=f"bench{k}")
+                            try:
+                                ready[key] = lg.ready
+                                got[key].append(self.measure(server, lg, 0, msgs, s.cap_seconds, s.window))
+                            finally:
+                                lg.quit()
+                        finally:
+                            server.stop()
+                for key, reps in got.items():
+                    res, cpu, all_ = self.median(reps, "deliveries_per_s")
+                    res.update(ready[key])
+                    self.add(Row("cross", f"K={k} {variant}", specs[key][1], res, cpu, {
+                        "per_server_cpu_s": res["delivered"] / cpu["total"] if cpu["total"] else None,
+                        "repetitions": all_, "repetitions_per_server_cpu_s": per_cpu(reps)}))
 
     # ---- profiling ---------------------------------------------------------------------
 
