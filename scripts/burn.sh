@@ -4,7 +4,8 @@
 #   bash scripts/burn.sh [N]      # logs and a summary line per run in burn-results/
 # Each run is `CI=true bash .ci/run` in its own clone (with ../shared beside it, as CI has),
 # pytest naming every test as it ends (PASSED/FAILED) and stopping at the first failure
-# with its report (-x: a run stopped later by hand would never print why). Run nothing
+# with its report (-x: a run stopped later by hand would never print why), then the 60
+# slowest steps of each stage (--durations: where a loaded machine spends the time). Run nothing
 # else on the machine meanwhile.
 set -u
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ for i in $(seq 1 "${1:-5}"); do
     exit 2
   fi
   began=$(date +%s)
-  (cd "$dir" && CI=true PYTEST_ADDOPTS="-v -v -x" bash .ci/run) > "$out/run$i.log" 2>&1
+  (cd "$dir" && CI=true PYTEST_ADDOPTS="-v -v -x --durations=60" bash .ci/run) > "$out/run$i.log" 2>&1
   rc=$?
   failed=$(grep -c " FAILED" "$out/run$i.log")
   echo "run $i ${rev:0:7} rc=$rc failed_tests=$failed $(( $(date +%s) - began )) s" | tee -a "$out/summary.txt"
