@@ -187,7 +187,9 @@ class ClusterRuntime:
     def _make_bridge(self, bridge: Any) -> Any:
         name = f"{self.token}:bridge:{secrets.token_hex(4)}"
         gateways = [f"{self.token}:gw:{gid}" for gid in self.gateway_ids]
-        return rayio.spawn(_Bridge, name, bridge, gateways, NAMESPACE)
+        # (rt None: the actor uses rayio; its queue toward the gateways is bounded like theirs)
+        return rayio.spawn(_Bridge, name, bridge, gateways, NAMESPACE, None,
+                           self.spec.options.max_peer_backlog)
 
     def add_bridge(self, bridge: Any, timeout: float = 60.0) -> None:
         """While serving: run ``bridge`` in its own actor and have every gateway publish to it."""

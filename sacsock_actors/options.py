@@ -80,7 +80,9 @@ class ServerOptions:
       that is slow or hung (behind the batch in flight). Past it, further casts to that
       peer are dropped, counted (``casts_dropped_backlog``) and logged once per episode,
       so a stopped process cannot exhaust the others' memory (Ray fails calls to a dead
-      actor at once, but waits for a hung one). Membership changes are never dropped.
+      actor at once, but waits for a hung one). A bridge actor bounds its queue of
+      arrivals toward the gateways alike (``dropped_backlog`` in its stats). Membership
+      changes are never dropped.
     - ``access_log``: one log line per HTTP request (upgrades included) through Ray's log
       pipeline; off by default (it does not scale to many connections).
 

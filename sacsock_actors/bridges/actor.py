@@ -22,7 +22,13 @@ log = logging.getLogger(__name__)
 
 
 class BridgeActor:
-    def __init__(self, bridge: Bridge, gateway_names: list[str], namespace: str, rt: Any = None) -> None:
+    """``max_backlog``: arrivals queued for the cluster behind the call in flight (the
+    server's ``max_peer_backlog``); further ones are dropped and counted
+    (``dropped_backlog``) while the gateways do not take them (hung, or far too slow).
+    None: unbounded."""
+
+    def __init__(self, bridge: Bridge, gateway_names: list[str], namespace: str, rt: Any = None,
+                 max_backlog: int | None = None) -> None:
         configure_logging()
         if rt is None:
             from .. import rayio as rt
@@ -33,6 +39,7 @@ class BridgeActor:
         self._namespace = namespace
         self._failover: Any = None
         self._to_cluster: Outbox | None = None
+        self._max_backlog = max_backlog
         self._started = False
 
     async def start(self) -> bool:
@@ -40,7 +47,8 @@ class BridgeActor:
             return True
         gateways = [self.rt.get_actor(n, self._namespace) for n in self._gateway_names]
         self._failover = self.rt.Failover(gateways, self.bridge.name)
-        self._to_cluster = Outbox(self._send, on_error=self._lost)
+        self._to_cluster = Outbox(self._send, on_error=self._lost, max_queued=self._max_backlog,
+                                  on_drop=self._dropped)
         await self.bridge.start(self.deliver)
         self._started = True
         return True
@@ -91,6 +99,13 @@ class BridgeActor:
     async def flush(self) -> None:
         if self._to_cluster is not None:
             await self._to_cluster.flush()
+
+    def _dropped(self, op: Any, first: bool) -> None:
+        self.counts["dropped_backlog"] += 1
+        if first:
+            log.warning("%s: the cluster is %d arrivals behind (gateways hung or too slow?): "
+                        "further arrivals are dropped until it catches up (dropped_backlog "
+                        "counts them)", self.bridge.name, self._max_backlog)
 
     def _lost(self, batch: list, exc: BaseException) -> None:
         self.counts["lost_in"] += len(batch)

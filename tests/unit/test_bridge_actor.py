@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fake_rt import FakeRt, Handle
 
 from sacsock_actors.bridges.actor import BridgeActor
@@ -83,3 +85,37 @@ async def test_when_every_gateway_is_down_arrivals_are_counted_lost():
     bridge.deliver(Cast("r", "ev", "S", b"hi"))
     await actor.flush()
     assert (await actor.stats())["lost_in"] == 1
+
+
+class HungGateway(Gateway):
+    """Takes a call and answers it only once released (a SIGSTOPped process)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.release = asyncio.Event()
+
+    async def receive(self, ops):
+        self.calls += 1
+        await self.release.wait()
+        self.got.extend(ops)
+
+
+async def test_arrivals_past_max_backlog_behind_a_hung_gateway_are_dropped_and_counted():
+    gw = HungGateway()
+    bridge = MemoryBridge()
+    actor = BridgeActor(bridge, ["gw-0"], "test", FakeRt({"gw-0": Handle(gw)}), max_backlog=3)
+    await actor.start()
+    bridge.deliver(Cast("r", "ev", "S", b"0"))
+    while gw.calls == 0:  # the first call is in flight, and hangs
+        await asyncio.sleep(0)
+    for i in range(1, 10):
+        bridge.deliver(Cast("r", "ev", "S", str(i).encode()))
+    stats = await actor.stats()
+    assert stats["dropped_backlog"] == 6 and stats["to_cluster"] == 10
+    gw.release.set()
+    await actor.flush()
+    bridge.deliver(Cast("r", "ev", "S", b"after"))  # caught up: queued again
+    await actor.flush()
+    assert [op.frame for op in gw.got] == [encode("ev", p) for p in ("0", "1", "2", "3", "after")]
+    assert (await actor.stats())["dropped_backlog"] == 6
