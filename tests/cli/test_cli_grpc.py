@@ -5,64 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import threading
 import time
-from pathlib import Path
 
 import pytest
 from grpc_certs import PEER_NAME, make_cert
-from sacclient import SacClient, free_port, sacsock_bin
+from sacclient import SacClient, free_port
+from serve_instance import ServeInstance
 
 pytest.importorskip("grpc")
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multihome"
 SECRET = "cli-grpc-shared-key-0123456789abcdef"
 BOUND = 180.0  # a cold local Ray start on a busy machine
-
-
-class Instance:
-    """One `sacsock serve` process of the example; its output is collected by a thread."""
-
-    def __init__(self, name: str, port: int, listen: int, peer: int, tls: list[str]) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1", INSTANCE=name)
-        env.pop("RAY_ADDRESS", None)
-        self.port = port
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [sacsock_bin(), "serve", "app:server", "--static", "static", "--port", str(port),
-             "--grpc-listen", f"127.0.0.1:{listen}", "--grpc-peer", f"{PEER_NAME}@127.0.0.1:{peer}", *tls],
-            cwd=EXAMPLE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
-        self._reader.start()
-
-    async def ready(self) -> None:
-        deadline = time.monotonic() + BOUND
-        while not any(line.startswith("sacsock: serving") for line in list(self.lines)):
-            if self.proc.poll() is not None:
-                self._reader.join(5)
-                raise AssertionError(f"sacsock exited early with {self.proc.returncode}:\n{self.output}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not serving within {BOUND} s:\n{self.output}")
-            await asyncio.sleep(0.2)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(10)
-        return self.output
 
 
 async def test_two_instances_share_rooms_over_grpc(tmp_path):
@@ -71,11 +24,13 @@ async def test_two_instances_share_rooms_over_grpc(tmp_path):
     key_file.write_text(SECRET + "\n")
     tls = ["--grpc-cert", pair.cert, "--grpc-key", pair.key, "--grpc-shared-key-file", str(key_file)]
     g1, g2 = free_port(), free_port()
-    instances = [Instance("one", free_port(), g1, g2, tls), Instance("two", free_port(), g2, g1, tls)]
+    instances = [ServeInstance("multihome", name, free_port(), "--grpc-listen", f"127.0.0.1:{listen}",
+                               "--grpc-peer", f"{PEER_NAME}@127.0.0.1:{peer}", *tls)
+                 for name, listen, peer in (("one", g1, g2), ("two", g2, g1))]
     clients: list[SacClient] = []
     try:
         for inst in instances:
-            await inst.ready()
+            await inst.ready(BOUND)
         for inst in instances:
             clients.append(await SacClient.connect(f"http://127.0.0.1:{inst.port}/socket"))
         a, b = clients

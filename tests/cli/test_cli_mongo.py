@@ -4,17 +4,15 @@ in the URL never reach the output."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from sacclient import SacClient, free_port, sacsock_bin
+from serve_instance import ServeInstance
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multihome"
 
@@ -34,52 +32,11 @@ def mongo_url(tmp_path):
     server.stop()
 
 
-class Instance:
-    """One `sacsock serve` process of the example; its output is collected by a thread."""
-
-    def __init__(self, name: str, port: int, *flags: str) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1", INSTANCE=name)
-        env.pop("RAY_ADDRESS", None)
-        self.port = port
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [sacsock_bin(), "serve", "app:server", "--static", "static", "--port", str(port),
-             "--server-name", name, *flags],
-            cwd=EXAMPLE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
-        self._reader.start()
-
-    async def ready(self, bound: float = 180.0) -> None:
-        deadline = time.monotonic() + bound
-        while not any(line.startswith("sacsock: serving") for line in list(self.lines)):
-            if self.proc.poll() is not None:
-                self._reader.join(5)
-                raise AssertionError(f"sacsock exited early with {self.proc.returncode}:\n{self.output}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not serving within {bound} s:\n{self.output}")
-            await asyncio.sleep(0.2)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self, bound: float = 60.0) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(bound)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(10)
-        return self.output
-
-
 async def test_two_instances_share_rooms_through_mongodb(mongo_url):
     group = f"cli-{os.getpid()}-{time.monotonic_ns()}"
     flags = ("--mongo", mongo_url, "--mongo-poll", "0.05", "--server-group", group)
-    instances = [Instance("one", free_port(), *flags), Instance("two", free_port(), *flags)]
+    instances = [ServeInstance("multihome", name, free_port(), "--server-name", name, *flags)
+                 for name in ("one", "two")]
     clients: list[SacClient] = []
     try:
         for inst in instances:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket as stdsocket
 import threading
 
@@ -31,6 +32,29 @@ async def connect(served) -> tuple[SacClient, dict]:
     c = await SacClient.connect(served.url)
     hello = await c.recv_event("welcome")
     return c, hello.json
+
+
+def _processes_titled(prefix: str) -> list[int]:
+    """Pids whose command line (a Ray worker's process title) starts with ``prefix``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if f.read().startswith(prefix.encode()):
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def test_gateways_and_shards_run_at_normal_priority(served):
+    # Ray starts workers at niceness 15: a gateway there starves next to any busy process
+    gateways = [info["pid"] for info in served.infos]
+    shards = _processes_titled("ray::RoomShardActor")
+    assert gateways and shards
+    assert {pid: os.getpriority(os.PRIO_PROCESS, pid) for pid in gateways + shards} == {
+        pid: 0 for pid in gateways + shards}
 
 
 async def test_connect_order_id_room_before_on_connect(served):
