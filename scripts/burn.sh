@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole suite N times in a row (default 5) on fresh clones of HEAD while two busy
-# loops load both cores (issue 12: no flaky tests). Not part of CI: 35-45 min a run on 2 cores.
+# loops load both cores (issue 12: no flaky tests). Not part of CI: about 18 min a run on 2 cores.
 #   bash scripts/burn.sh [N]      # logs and a summary line per run in burn-results/
 # Each run is `CI=true bash .ci/run` in its own clone (with ../shared beside it, as CI has),
 # pytest naming every test as it ends (PASSED/FAILED) and stopping at the first failure
