@@ -21,9 +21,6 @@ from procs import (
     log,
 )
 
-ONE_GATEWAY = "1gateway:"
-"""Key prefix of the 1-gateway server that takes turns with the cross-gateway one."""
-
 
 @dataclass
 class Row:

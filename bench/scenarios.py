@@ -41,7 +41,7 @@ from procs import (
     log,
     pinned,
 )
-from report import ONE_GATEWAY, Row, print_row
+from report import Row, print_row
 
 SCENARIOS = ("idle", "echo", "blocking", "fanout", "cross", "rooms")
 
@@ -327,18 +327,18 @@ class Bench:
         s = self.sizes
         kinds = [k for k in (SACSOCK, SACSOCK_BASE) if k in self.servers]  # the base taking turns
         for gateways, nodes, variant in ((2, 1, "2 gateways"), (1, 2, "2 nodes")):
-            specs: dict[str, tuple[str, str, int, int]] = {}
+            specs: dict[str, tuple[str, int, int]] = {}  # label -> kind, gateways, nodes
             for kind in kinds:
-                specs[kind] = (kind, f"{kind}-{variant.replace(' ', '')}", gateways, nodes)
-                specs[ONE_GATEWAY + kind] = (kind, f"{kind}-1gateway", 1, 1)
+                specs[f"{kind}-{variant.replace(' ', '')}"] = (kind, gateways, nodes)
+                specs[f"{kind}-1gateway"] = (kind, 1, 1)
             for k in s.cross_ks:
                 msgs = max(10, s.fanout_deliveries // k)
                 got: dict[str, list[tuple[dict, dict]]] = {key: [] for key in specs}
                 ready: dict[str, dict] = {}
                 for _ in range(self.repeats):
-                    for key, (kind, label, g, n) in specs.items():
-                        server = self.make_server(kind, label, g, n)
-                        log(f"-- starting {label}")
+                    for key, (kind, g, n) in specs.items():
+                        server = self.make_server(kind, key, g, n)
+                        log(f"-- starting {key}")
                         server.start()
                         try:
                             lg = self.loadgen("fanout", server, subs=k, room=f"bench{k}")
@@ -352,7 +352,7 @@ class Bench:
                 for key, reps in got.items():
                     res, cpu, all_ = self.median(reps, "deliveries_per_s")
                     res.update(ready[key])
-                    self.add(Row("cross", f"K={k} {variant}", specs[key][1], res, cpu, {
+                    self.add(Row("cross", f"K={k} {variant}", key, res, cpu, {
                         "per_server_cpu_s": res["delivered"] / cpu["total"] if cpu["total"] else None,
                         "repetitions": all_, "repetitions_per_server_cpu_s": per_cpu(reps)}))
 
